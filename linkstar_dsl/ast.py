@@ -1,0 +1,513 @@
+"""The abstract syntax tree of .flow files.
+
+One frozen attrs class per construct, each with a `span` that locates it in its source.  Spans
+take no part in equality (see `source.Span`), so `parse(fmt(x)) == parse(x)` compares meaning.
+Nodes only declare their shape; behaviour lives in the stages that walk them.  Nothing outside
+`parser.py` ever sees a Lark tree.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Iterator, Union
+
+import attrs
+
+from .source import Span
+
+node = attrs.frozen(kw_only=True)
+
+UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+@node
+class Node:
+    span: Span = attrs.field(repr=False)
+
+    def children(self) -> Iterator[Node]:
+        """Direct child nodes, in source order."""
+        for field in attrs.fields(type(self)):
+            value = getattr(self, field.name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, tuple):
+                for item in value:
+                    if isinstance(item, Node):
+                        yield item
+
+    def walk(self) -> Iterator[Node]:
+        """This node and every node below it, depth first, in source order."""
+        stack = [self]
+        while stack:
+            current = stack.pop()
+            yield current
+            stack.extend(reversed(list(current.children())))
+
+
+@node
+class Name(Node):
+    """An identifier as written: an event, field part, channel, market, purpose or unit."""
+
+    value: str
+
+
+# ------------------------------------------------------------------------- literals
+
+
+@node
+class IntLit(Node):
+    value: int
+
+
+@node
+class DecimalLit(Node):
+    value: Decimal
+
+
+@node
+class MoneyLit(Node):
+    """`5000 JPY`: an amount with its ISO 4217 currency."""
+
+    amount: Decimal
+    currency: str
+
+
+@node
+class DurationLit(Node):
+    """`48h`: an amount and a unit among m, h, d, w, y (y = 365 days)."""
+
+    amount: int
+    unit: str
+
+    @property
+    def seconds(self) -> int:
+        return self.amount * UNIT_SECONDS[self.unit]
+
+
+@node
+class PercentLit(Node):
+    value: Decimal
+
+
+@node
+class TimeLit(Node):
+    """`18:30`: a time of day."""
+
+    hour: int
+    minute: int
+
+
+@node
+class StringLit(Node):
+    value: str
+
+
+@node
+class BoolLit(Node):
+    value: bool
+
+
+# ---------------------------------------------------------------------- expressions
+
+
+@node
+class Path(Node):
+    """A bare name (`refunded`, `FBA`) or a dotted field path (`order.total`)."""
+
+    parts: tuple[Name, ...]
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(part.value for part in self.parts)
+
+
+@node
+class Call(Node):
+    """`count(ordered within 365d)`."""
+
+    func: Name
+    args: tuple[Expr, ...]
+
+
+@node
+class ListExpr(Node):
+    """`[JP, KR]`."""
+
+    items: tuple[Expr, ...]
+
+
+@node
+class BoolOp(Node):
+    """`a and b and c` / `a or b`: an operator with two or more operands."""
+
+    op: str
+    operands: tuple[Expr, ...]
+
+
+@node
+class Not(Node):
+    operand: Expr
+
+
+@node
+class Compare(Node):
+    """`a == b`, `a < b`, …"""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@node
+class Member(Node):
+    """`a in b` / `a not in b`."""
+
+    item: Expr
+    container: Expr
+    negated: bool = False
+
+
+@node
+class Presence(Node):
+    """`x is missing` (missing=True) / `x is present` (missing=False)."""
+
+    operand: Expr
+    missing: bool
+
+
+@node
+class Within(Node):
+    """`refunded within 30d`: the event happened in the last 30 days."""
+
+    operand: Expr
+    duration: DurationLit
+
+
+@node
+class Arith(Node):
+    """`a + b`, `a - b`, `a * b`, `a / b`."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@node
+class Negate(Node):
+    """`-a` (and `+a`, kept as written)."""
+
+    sign: str
+    operand: Expr
+
+
+Literal = Union[IntLit, DecimalLit, MoneyLit, DurationLit, PercentLit, TimeLit, StringLit, BoolLit]
+Expr = Union[Literal, Path, Call, ListExpr, BoolOp, Not, Compare, Member, Presence, Within, Arith, Negate]
+
+# -------------------------------------------------------------------------- clauses
+
+
+@node
+class Offset(Node):
+    """`+ 48h` / `- 1d`."""
+
+    sign: str
+    duration: DurationLit
+
+    @property
+    def seconds(self) -> int:
+        return self.duration.seconds if self.sign == "+" else -self.duration.seconds
+
+
+@node
+class AtTime(Node):
+    """`at 10:00 local`."""
+
+    time: TimeLit
+    local: bool
+
+
+@node
+class Trigger(Node):
+    """`on delivered + 48h at 10:00 local unless paid`."""
+
+    event: Name
+    offset: Offset | None = None
+    at: AtTime | None = None
+    unless: Expr | None = None
+
+
+@node
+class Purpose(Node):
+    name: Name
+
+
+@node
+class Market(Node):
+    names: tuple[Name, ...]
+
+
+@node
+class Where(Node):
+    expr: Expr
+
+
+@node
+class Via(Node):
+    channels: tuple[Name, ...]
+
+
+@node
+class Param(Node):
+    name: Name
+    value: Expr
+
+
+@node
+class Send(Node):
+    """`send "survey" (coupon = "COMEBACK10")`."""
+
+    template: StringLit
+    params: tuple[Param, ...] = ()
+
+
+@node
+class Arm(Node):
+    """One arm of a split: `50% send "review_plain"`."""
+
+    percent: PercentLit
+    send: Send
+
+
+@node
+class Split(Node):
+    arms: tuple[Arm, ...]
+
+
+@node
+class Window(Node):
+    """`between 10:00 and 18:00 local`."""
+
+    start: TimeLit
+    end: TimeLit
+    local: bool
+
+
+@node
+class Cooldown(Node):
+    """`cooldown 30d per customer across flows`."""
+
+    duration: DurationLit
+    per: Name | None = None
+    across: Name | None = None
+
+
+@node
+class Cap(Node):
+    """`cap 4 per 30d per customer across flows`."""
+
+    count: IntLit
+    window: DurationLit
+    per: Name | None = None
+    across: Name | None = None
+
+
+@node
+class Expire(Node):
+    after: DurationLit
+
+
+@node
+class Exit(Node):
+    when: Expr
+
+
+@node
+class Holdout(Node):
+    percent: PercentLit
+
+
+@node
+class Once(Node):
+    per: Name
+
+
+@node
+class Step(Node):
+    """`step + 1h via email send "cart_reminder"`: `via`, `send` and `split` after it belong to it."""
+
+    offset: Offset | None
+    clauses: tuple[Clause, ...] = ()
+
+
+Clause = Union[
+    Trigger, Purpose, Market, Where, Via, Send, Split, Window, Cooldown, Cap, Expire, Exit,
+    Holdout, Once, Step,
+]
+
+#: Clauses that attach to the step before them when a flow has steps.
+STEP_CLAUSES = (Via, Send, Split)
+
+
+@node
+class Flow(Node):
+    """A flow: an optional `flow NAME "title"` header and its clauses in source order."""
+
+    name: Name | None
+    title: StringLit | None
+    clauses: tuple[Clause, ...]
+
+    @property
+    def trigger(self) -> Trigger:
+        return next(c for c in self.clauses if isinstance(c, Trigger))
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(c for c in self.clauses if isinstance(c, Step))
+
+    def find(self, kind: type) -> tuple:
+        """Flow-level clauses of one kind, in source order."""
+        return tuple(c for c in self.clauses if isinstance(c, kind))
+
+    @property
+    def display_name(self) -> str:
+        if self.name is not None:
+            return self.name.value
+        return f"on_{self.trigger.event.value}_line_{self.span.start_line}"
+
+
+# ------------------------------------------------------------------------- policies
+
+
+@node
+class Scope(Node):
+    """Who a policy rule is about: a purpose, channels, or both (`marketing via sms`)."""
+
+    purpose: Name | None
+    channels: tuple[Name, ...] = ()
+
+
+@node
+class Requirement(Node):
+    """`consent` / `consent(written)`."""
+
+    name: Name
+    args: tuple[Name, ...] = ()
+
+
+@node
+class RequiresRule(Node):
+    scope: Scope
+    requirements: tuple[Requirement, ...]
+
+
+@node
+class WindowRule(Node):
+    scope: Scope
+    start: TimeLit
+    end: TimeLit
+    local: bool
+
+
+@node
+class ReviewWindowRule(Node):
+    """`review window 5d..30d after delivered`."""
+
+    scope: Scope
+    earliest: DurationLit
+    latest: DurationLit
+    event: Name
+
+
+@node
+class OnceRule(Node):
+    scope: Scope
+    per: Name
+
+
+@node
+class TemplateRule(Node):
+    """`review template forbids incentives, external_links`."""
+
+    scope: Scope
+    forbidden: tuple[Name, ...]
+
+
+@node
+class ForbidRule(Node):
+    """`forbid purpose marketing`."""
+
+    purpose: Name
+
+
+@node
+class KeepRule(Node):
+    """`keep consent 3y`."""
+
+    what: Name
+    duration: DurationLit
+
+
+@node
+class CapRule(Node):
+    scope: Scope
+    count: IntLit
+    window: DurationLit
+    per: Name | None = None
+    across: Name | None = None
+
+
+@node
+class PauseRule(Node):
+    """`pause flow when unsubscribe_rate > 0.5% over 7d`."""
+
+    when: Expr
+    over: DurationLit
+
+
+Rule = Union[
+    RequiresRule, WindowRule, ReviewWindowRule, OnceRule, TemplateRule, ForbidRule, KeepRule,
+    CapRule, PauseRule,
+]
+
+
+@node
+class Policy(Node):
+    """`policy market US`, `policy channel amazon`, `policy house`."""
+
+    kind: str  # "market" | "channel" | "named"
+    subject: Name
+    title: StringLit | None
+    rules: tuple[Rule, ...]
+
+
+@node
+class Import(Node):
+    path: StringLit
+
+
+Item = Union[Import, Flow, Policy]
+
+
+@attrs.frozen
+class Comment:
+    """A `#` comment; `own_line` is true when nothing but blanks precede it on its line."""
+
+    span: Span = attrs.field(eq=False)
+    text: str
+    own_line: bool
+
+
+@node
+class Module(Node):
+    """One parsed file: its items in source order and its comments."""
+
+    items: tuple[Item, ...]
+    comments: tuple[Comment, ...] = attrs.field(default=(), eq=False)
+
+    @property
+    def flows(self) -> tuple[Flow, ...]:
+        return tuple(i for i in self.items if isinstance(i, Flow))
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        return tuple(i for i in self.items if isinstance(i, Policy))

@@ -1,0 +1,56 @@
+"""`linkstar check` as a library: parse a file, run every pass, collect the diagnostics.
+
+The passes are data: `PASSES` is the tuple of pass functions, run in order on a module that
+parsed without errors (a file with syntax errors reports only those, so a half-read flow never
+produces false alarms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from . import ast
+from .diagnostics import Diagnostic, Severity, make
+from .parser import parse_source
+from .passes import structure
+from .source import SourceFile, Span
+
+PASSES = (*structure.PASSES,)
+
+
+@attrs.frozen
+class FileReport:
+    source: SourceFile
+    module: ast.Module | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def errors(self) -> int:
+        return sum(d.severity is Severity.ERROR for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return sum(d.severity is Severity.WARNING for d in self.diagnostics)
+
+
+def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[Diagnostic] = ()) -> FileReport:
+    prior = tuple(prior)
+    if any(d.severity is Severity.ERROR for d in prior):
+        return FileReport(source, None, prior)
+    parsed = parse_source(source)
+    diagnostics = list(prior) + list(parsed.diagnostics)
+    module = parsed.module
+    if parsed.ok and module is not None:
+        if not module.items:
+            diagnostics.append(make("empty-file", Span(source, 0, 0),
+                                    help=("add a flow, for example `on delivered + 48h via line, email`",)))
+        for check in passes:
+            diagnostics.extend(check(module))
+    diagnostics.sort(key=Diagnostic.sort_key)
+    return FileReport(source, module, tuple(diagnostics))
+
+
+def check_text(text: str, name: str = "<input>") -> FileReport:
+    return check_source(SourceFile(name, text))

@@ -1,0 +1,75 @@
+"""The registry of diagnostic codes: one entry per code, the only place messages are worded.
+
+Each entry carries the default severity, a one-line title (used by catalogs and SARIF rules) and
+the message template, filled with named arguments by `diagnostics.make`.  Keeping the words here,
+keyed by code, is what lets a message be offered in Chinese or Japanese later without touching the
+stage that reports it.  Every code has a catalog page, `diagnostic_pages/<code>.md` (tested).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .diagnostics import Severity
+
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
+
+
+@attrs.frozen
+class Code:
+    id: str
+    severity: Severity
+    title: str
+    message: str
+    stage: str
+
+
+_ENTRIES = [
+    # ---------------------------------------------------------------- input (reading the file)
+    Code("invalid-utf8", E, "The file is not UTF-8 text",
+         "this file is not UTF-8 text: byte 0x{byte:02x} at byte offset {offset} cannot be decoded", "input"),
+    Code("binary-file", E, "The file looks binary", "this file contains binary data (a NUL byte), not flow text", "input"),
+    Code("empty-file", W, "The file holds no flows or policies", "this file holds no flows or policies", "input"),
+    # ---------------------------------------------------------------- syntax
+    Code("unexpected-token", E, "Something unexpected where the grammar expects something else",
+         "unexpected {found}{context}", "syntax"),
+    Code("unexpected-end", E, "The file ends in the middle of a flow",
+         "the file ends in the middle of {where}", "syntax"),
+    Code("unexpected-character", E, "A character that is not part of the language",
+         "`{char}` is not part of the .flow language", "syntax"),
+    Code("fullwidth-character", E, "A full-width character where an ASCII one is needed",
+         "full-width `{char}` where the ASCII `{ascii}` is needed", "syntax"),
+    Code("non-ascii-text", E, "Free text outside quotes or comments",
+         "`{text}` must be inside quotes or a comment", "syntax"),
+    Code("unclosed-string", E, "A quoted text is not closed on its line",
+         "this text has no closing `\"` on its line", "syntax"),
+    Code("single-quotes", E, "Text quoted with single quotes", "texts are quoted with double quotes `\"…\"`", "syntax"),
+    Code("duration-unit", E, "A number where a duration is needed", "`{number}` needs a unit: a duration is written like `{number}h`", "syntax"),
+    Code("duration-spelling", E, "A duration written with a space or a long unit",
+         "durations are written as a number and a one-letter unit: `{suggestion}`", "syntax"),
+    Code("unknown-keyword", E, "A misspelt keyword", "`{word}` is not a keyword{where}", "syntax"),
+    Code("missing-via", E, "Channels listed without `via`", "channels must follow `via`", "syntax"),
+    Code("stray-comma", E, "A comma with nothing after it", "this comma has nothing after it", "syntax"),
+    Code("clause-outside-flow", E, "A clause before the start of a flow",
+         "`{word}` must be inside a flow, after `flow NAME` or after its `on` trigger", "syntax"),
+    Code("too-many-errors", N, "Reporting stopped for this file", "stopped after {count} syntax errors in this file", "syntax"),
+    # ---------------------------------------------------------------- structure (well-formedness)
+    Code("missing-purpose", W, "A flow without a declared purpose",
+         "this flow declares no purpose, so it is held to the rules for marketing", "structure"),
+    Code("duplicate-clause", E, "A clause that may appear once appears twice",
+         "`{clause}` is given more than once in this {where}", "structure"),
+    Code("invalid-time", E, "A time of day that does not exist", "`{text}` is not a time of day", "structure"),
+    Code("invalid-percent", E, "A percentage outside 0–100 %", "`{text}` is not between 0% and 100%", "structure"),
+    Code("split-total", E, "Split arms that do not add up to 100 %", "the split's arms add up to {total}%, not 100%", "structure"),
+    Code("step-order", E, "Steps out of time order",
+         "this step is due at {this} after the trigger, before the step above it ({previous})", "structure"),
+    Code("send-outside-step", E, "A flow-level `send` in a flow with steps",
+         "this flow has steps, so its `{clause}` must follow a `step`", "structure"),
+    Code("zero-duration", E, "A duration of zero where time must pass", "`{text}` is zero: {what} needs a positive duration", "structure"),
+    Code("empty-window", E, "A send window that opens and closes at once",
+         "this window opens and closes at {time}, so nothing could ever be sent", "structure"),
+    Code("unknown-option", E, "A `per` or `across` word the clause does not know",
+         "`{word}` is not one of {choices}", "structure"),
+]
+
+CODES: dict[str, Code] = {entry.id: entry for entry in _ENTRIES}
