@@ -480,12 +480,60 @@ class Policy(Node):
     rules: tuple[Rule, ...]
 
 
+# ------------------------------------------------------------------ schema declarations
+
+
+@node
+class TypeRef(Node):
+    """`money`, `string?`, `list[string]`: a type named in a field declaration."""
+
+    name: Name
+    argument: TypeRef | None = None
+    optional: bool = False
+
+
+@node
+class Field(Node):
+    """`total: money "What the buyer paid"`."""
+
+    name: Name
+    type: TypeRef
+    doc: StringLit | None = None
+
+
+@node
+class Entity(Node):
+    """`entity order` and its fields: a record flows can read (`order.total`)."""
+
+    name: Name
+    doc: StringLit | None
+    fields: tuple[Field, ...]
+
+
+@node
+class EnumDecl(Node):
+    """`enum fulfillment: FBA, FBM, merchant`."""
+
+    name: Name
+    doc: StringLit | None
+    values: tuple[Name, ...]
+
+
+@node
+class EventDecl(Node):
+    """`event delivered on order "The carrier confirmed delivery"`."""
+
+    name: Name
+    subject: Name
+    doc: StringLit | None = None
+
+
 @node
 class Import(Node):
     path: StringLit
 
 
-Item = Union[Import, Flow, Policy]
+Item = Union[Import, Flow, Policy, Entity, EnumDecl, EventDecl]
 
 
 @attrs.frozen
@@ -511,3 +559,7 @@ class Module(Node):
     @property
     def policies(self) -> tuple[Policy, ...]:
         return tuple(i for i in self.items if isinstance(i, Policy))
+
+    @property
+    def declarations(self) -> tuple[Entity | EnumDecl | EventDecl, ...]:
+        return tuple(i for i in self.items if isinstance(i, (Entity, EnumDecl, EventDecl)))

@@ -14,10 +14,13 @@ import attrs
 from . import ast
 from .diagnostics import Diagnostic, Severity, make
 from .parser import parse_source
-from .passes import structure
+from .passes import names, structure
+from .schema import Schema, standard_schema
 from .source import SourceFile, Span
 
+#: Passes over the module alone, then passes that also need the schema.
 PASSES = (*structure.PASSES,)
+SCHEMA_PASSES = (*names.PASSES,)
 
 
 @attrs.frozen
@@ -35,7 +38,8 @@ class FileReport:
         return sum(d.severity is Severity.WARNING for d in self.diagnostics)
 
 
-def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[Diagnostic] = ()) -> FileReport:
+def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[Diagnostic] = (),
+                 schema: Schema | None = None) -> FileReport:
     prior = tuple(prior)
     if any(d.severity is Severity.ERROR for d in prior):
         return FileReport(source, None, prior)
@@ -48,6 +52,9 @@ def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[
                                     help=("add a flow, for example `on delivered + 48h via line, email`",)))
         for check in passes:
             diagnostics.extend(check(module))
+        resolved = (schema or standard_schema()).extended(module.declarations)
+        for check in SCHEMA_PASSES:
+            diagnostics.extend(check(module, resolved))
     diagnostics.sort(key=Diagnostic.sort_key)
     return FileReport(source, module, tuple(diagnostics))
 

@@ -32,7 +32,7 @@ MAX_SYNTAX_ERRORS = 20
 #: Words that begin a clause, a rule or a top-level item; recovery resynchronises on them.
 CLAUSE_WORDS = frozenset(
     "flow on purpose market where via send split between cooldown cap expire exit holdout "
-    "once step policy import forbid keep pause".split()
+    "once step policy import forbid keep pause entity enum event".split()
 )
 
 
@@ -273,6 +273,35 @@ class _Builder:
 
     def rule_pause(self, c):
         return ast.PauseRule(span=self._span(c[0], c[-1]), when=c[3], over=self._duration(c[5]))
+
+    # -------------------------------------------------------- schema declarations
+
+    def _doc(self, c):
+        return next((self._string(t) for t in c if isinstance(t, Token) and t.type == "STRING"), None)
+
+    def entity(self, c):
+        fields = tuple(f for f in c if isinstance(f, ast.Field))
+        return ast.Entity(span=self._span(c[0], c[-1]), name=self._name(c[1]), doc=self._doc(c[2:3]),
+                          fields=fields)
+
+    def field(self, c):
+        return ast.Field(span=self._span(c[0], c[-1]), name=self._name(c[0]), type=c[2],
+                         doc=self._doc(c[3:]))
+
+    def type_ref(self, c):
+        argument = next((x for x in c if isinstance(x, ast.TypeRef)), None)
+        optional = isinstance(c[-1], Token) and c[-1].type == "OPTIONAL"
+        return ast.TypeRef(span=self._span(c[0], c[-1]), name=self._name(c[0]), argument=argument,
+                           optional=optional)
+
+    def enum(self, c):
+        colon = next(i for i, t in enumerate(c) if isinstance(t, Token) and t.type == "COLON")
+        return ast.EnumDecl(span=self._span(c[0], c[-1]), name=self._name(c[1]), doc=self._doc(c[2:colon]),
+                            values=self._names(c[colon + 1:]))
+
+    def event(self, c):
+        return ast.EventDecl(span=self._span(c[0], c[-1]), name=self._name(c[1]), subject=self._name(c[3]),
+                             doc=self._doc(c[4:]))
 
     # ---------------------------------------------------------------- expressions
 

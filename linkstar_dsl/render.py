@@ -12,6 +12,9 @@ from .diagnostics import Diagnostic, Severity
 
 TAB_WIDTH = 4
 
+#: Source lines wider than this (in display cells) are shown as a window around the span.
+MAX_SNIPPET_WIDTH = 120
+
 _COLOURS = {Severity.ERROR: "\x1b[1;31m", Severity.WARNING: "\x1b[1;33m", Severity.NOTE: "\x1b[1;36m"}
 _BOLD, _BLUE, _RESET = "\x1b[1m", "\x1b[1;34m", "\x1b[0m"
 
@@ -76,6 +79,7 @@ def render(diagnostic: Diagnostic, *, color: bool = False) -> str:
     gutter = " " * len(str(line_no))
     start_col = span.start_column - 1
     end_col = span.end_column - 1 if span.end_line == line_no else len(text)
+    text, start_col, end_col = _clip_line(text, start_col, end_col)
     lo, hi = display_columns(text, start_col, max(end_col, start_col + 1))
     carets = "^" * (hi - lo)
     label = f" {diagnostic.label}" if diagnostic.label else ""
@@ -91,6 +95,21 @@ def render(diagnostic: Diagnostic, *, color: bool = False) -> str:
     for line in diagnostic.help:
         lines.append(f"{gutter} = {paint('help', _BOLD)}: {line}")
     return "\n".join(lines)
+
+
+def _clip_line(text: str, start: int, end: int) -> tuple[str, int, int]:
+    """A window of a very long line around [start, end), with `…` where text was cut."""
+    if len(text) <= MAX_SNIPPET_WIDTH // 2 or len(expand(text)) <= MAX_SNIPPET_WIDTH:
+        return text, start, end
+    keep = MAX_SNIPPET_WIDTH // 2
+    lo = max(0, start - keep // 2)
+    hi = min(len(text), max(end, start + 1) + keep // 2)
+    if hi - lo > MAX_SNIPPET_WIDTH:  # a very long span: show its beginning
+        hi = lo + MAX_SNIPPET_WIDTH
+    prefix = "…" if lo > 0 else ""
+    suffix = "…" if hi < len(text) else ""
+    shift = lo - len(prefix)
+    return prefix + text[lo:hi] + suffix, start - shift, min(end, hi) - shift
 
 
 def summary(files: int, errors: int, warnings: int) -> str:

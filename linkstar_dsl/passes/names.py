@@ -1,0 +1,87 @@
+"""Name resolution: every event, field, enum value, channel, purpose and market must exist.
+
+A misspelt name parses fine and would silently never match, so each one is resolved against the
+schema (`schema.py`) and an unknown one gets a diagnostic with the nearest known name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import ast
+from ..diagnostics import Diagnostic, Fix, make
+from ..schema import CHANNELS, FUNCTIONS, MARKETS, PURPOSES, Schema
+from ..suggest import did_you_mean
+
+
+def _unknown(code: str, name: ast.Name, candidates, what: str, **args) -> Diagnostic:
+    guess = did_you_mean(name.value, candidates)
+    if guess is not None:
+        return make(code, name.span, name=name.value, label=f"did you mean `{guess}`?",
+                    help=(f"did you mean `{guess}`?",), fix=Fix(name.span, guess, f"replace with `{guess}`"),
+                    **args)
+    shown = ", ".join(f"`{c}`" for c in list(candidates)[:12])
+    return make(code, name.span, name=name.value, label=f"not a known {what}",
+                help=(f"known {what}s: {shown}{', …' if len(list(candidates)) > 12 else ''}",), **args)
+
+
+def events(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+    known = list(schema.events)
+    for flow in module.flows:
+        event = flow.trigger.event
+        if event.value not in schema.events:
+            yield _unknown("unknown-event", event, known, "event")
+    for policy in module.policies:
+        for rule in policy.rules:
+            if isinstance(rule, ast.ReviewWindowRule) and rule.event.value not in schema.events:
+                yield _unknown("unknown-event", rule.event, known, "event")
+
+
+def vocabulary(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+    for node in module.walk():
+        if isinstance(node, ast.Via) or isinstance(node, ast.Scope):
+            for channel in node.channels:
+                if channel.value not in CHANNELS:
+                    yield _unknown("unknown-channel", channel, CHANNELS, "channel")
+        if isinstance(node, ast.Purpose) or isinstance(node, ast.ForbidRule):
+            name = node.name if isinstance(node, ast.Purpose) else node.purpose
+            if name.value not in PURPOSES:
+                yield _unknown("unknown-purpose", name, PURPOSES, "purpose")
+        if isinstance(node, ast.Scope) and node.purpose is not None and node.purpose.value not in PURPOSES:
+            yield _unknown("unknown-purpose", node.purpose, PURPOSES, "purpose")
+        if isinstance(node, ast.Market):
+            for market in node.names:
+                if market.value not in MARKETS:
+                    yield _unknown("unknown-market", market, MARKETS, "market")
+
+
+def expressions(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+    entity_names = list(schema.entities)
+    bare = list(schema.events) + schema.enum_values + entity_names
+    for node in module.walk():
+        if isinstance(node, ast.Call) and node.func.value not in FUNCTIONS:
+            yield _unknown("unknown-function", node.func, FUNCTIONS, "function")
+        if not isinstance(node, ast.Path):
+            continue
+        head = node.parts[0]
+        if head.value in schema.entities:
+            if len(node.parts) == 1:
+                yield make("incomplete-path", node.span, name=head.value,
+                           help=(f"name one of its fields, for example `{head.value}."
+                                 f"{schema.entities[head.value].fields[0].name.value}`",)
+                           if schema.entities[head.value].fields else ())
+                continue
+            field = node.parts[1]
+            fields = [f.name.value for f in schema.entities[head.value].fields]
+            if field.value not in fields:
+                yield _unknown("unknown-field", field, fields, f"field of `{head.value}`", entity=head.value)
+            elif len(node.parts) > 2:
+                yield make("not-a-record", node.parts[2].span, name=f"{head.value}.{field.value}",
+                           help=("only one level of fields exists: `entity.field`",))
+        elif len(node.parts) > 1:
+            yield _unknown("unknown-entity", head, entity_names, "record")
+        elif head.value not in schema.events and not schema.enum_of_value(head.value):
+            yield _unknown("unknown-name", head, bare, "name")
+
+
+PASSES = (events, vocabulary, expressions)

@@ -1,0 +1,76 @@
+"""The data model flows are checked against, built from `entity`, `enum` and `event` declarations.
+
+The standard model lives in `stdlib/schema.flow`; a file being checked may declare more (its own
+entities, fields, enums and events), which extend the standard ones.  Channels and purposes are
+fixed vocabularies of the engine; markets are the ones the standard policies know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+import attrs
+
+from . import ast
+from .parser import parse_source
+from .resources import data_dir
+from .source import SourceFile
+
+PURPOSES = ("transactional", "service", "review", "marketing")
+CHANNELS = ("line", "email", "sms", "whatsapp", "amazon", "webhook")
+MARKETS = ("JP", "US", "EU", "DE", "FR", "IT", "ES", "NL", "CA", "GB")
+FUNCTIONS = ("count",)
+BUILTIN_TYPES = ("bool", "int", "decimal", "money", "string", "timestamp", "date", "duration",
+                 "time", "percent", "list")
+
+
+@attrs.frozen
+class Schema:
+    entities: dict[str, ast.Entity]
+    enums: dict[str, ast.EnumDecl]
+    events: dict[str, ast.EventDecl]
+
+    def field(self, entity: str, name: str) -> ast.Field | None:
+        decl = self.entities.get(entity)
+        if decl is None:
+            return None
+        return next((f for f in decl.fields if f.name.value == name), None)
+
+    def enum_of_value(self, value: str) -> list[ast.EnumDecl]:
+        return [e for e in self.enums.values() if any(v.value == value for v in e.values)]
+
+    @property
+    def enum_values(self) -> list[str]:
+        return list(dict.fromkeys(v.value for e in self.enums.values() for v in e.values))
+
+    def extended(self, declarations: Iterable[ast.Node]) -> Schema:
+        """This schema plus the declarations of one more file (a later field of the same name wins)."""
+        entities, enums, events = dict(self.entities), dict(self.enums), dict(self.events)
+        for decl in declarations:
+            if isinstance(decl, ast.Entity):
+                base = entities.get(decl.name.value)
+                if base is not None:
+                    own = {f.name.value for f in decl.fields}
+                    fields = tuple(f for f in base.fields if f.name.value not in own) + decl.fields
+                    decl = attrs.evolve(decl, fields=fields)
+                entities[decl.name.value] = decl
+            elif isinstance(decl, ast.EnumDecl):
+                enums[decl.name.value] = decl
+            elif isinstance(decl, ast.EventDecl):
+                events[decl.name.value] = decl
+        return Schema(entities, enums, events)
+
+
+EMPTY = Schema({}, {}, {})
+
+
+@cache
+def standard_schema() -> Schema:
+    """The schema declared in `stdlib/schema.flow`."""
+    path = data_dir("stdlib") / "schema.flow"
+    source = SourceFile("stdlib/schema.flow", path.read_text(encoding="utf-8"))
+    result = parse_source(source)
+    if not result.ok or result.module is None:
+        raise RuntimeError("the standard schema does not parse: " + result.diagnostics[0].message)
+    return EMPTY.extended(result.module.declarations)
