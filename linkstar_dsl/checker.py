@@ -14,13 +14,13 @@ import attrs
 from . import ast
 from .diagnostics import Diagnostic, Severity, make
 from .parser import parse_source
-from .passes import names, structure
+from .passes import names, structure, typecheck
 from .schema import Schema, standard_schema
 from .source import SourceFile, Span
 
 #: Passes over the module alone, then passes that also need the schema.
 PASSES = (*structure.PASSES,)
-SCHEMA_PASSES = (*names.PASSES,)
+SCHEMA_PASSES = (*names.PASSES, *typecheck.PASSES)
 
 
 @attrs.frozen
