@@ -398,6 +398,7 @@ class Requirement(Node):
 class RequiresRule(Node):
     scope: Scope
     requirements: tuple[Requirement, ...]
+    cite: StringLit | None = None
 
 
 @node
@@ -406,6 +407,7 @@ class WindowRule(Node):
     start: TimeLit
     end: TimeLit
     local: bool
+    cite: StringLit | None = None
 
 
 @node
@@ -416,12 +418,14 @@ class ReviewWindowRule(Node):
     earliest: DurationLit
     latest: DurationLit
     event: Name
+    cite: StringLit | None = None
 
 
 @node
 class OnceRule(Node):
     scope: Scope
     per: Name
+    cite: StringLit | None = None
 
 
 @node
@@ -430,13 +434,16 @@ class TemplateRule(Node):
 
     scope: Scope
     forbidden: tuple[Name, ...]
+    cite: StringLit | None = None
 
 
 @node
 class ForbidRule(Node):
-    """`forbid purpose marketing`."""
+    """`forbid purpose marketing` / `forbid purpose marketing in market US`."""
 
     purpose: Name
+    market: Name | None = None
+    cite: StringLit | None = None
 
 
 @node
@@ -445,6 +452,7 @@ class KeepRule(Node):
 
     what: Name
     duration: DurationLit
+    cite: StringLit | None = None
 
 
 @node
@@ -454,6 +462,7 @@ class CapRule(Node):
     window: DurationLit
     per: Name | None = None
     across: Name | None = None
+    cite: StringLit | None = None
 
 
 @node
@@ -462,6 +471,7 @@ class PauseRule(Node):
 
     when: Expr
     over: DurationLit
+    cite: StringLit | None = None
 
 
 Rule = Union[
@@ -474,7 +484,7 @@ Rule = Union[
 class Policy(Node):
     """`policy market US`, `policy channel amazon`, `policy house`."""
 
-    kind: str  # "market" | "channel" | "named"
+    kind: str  # "market" | "channel" | "platform" | "named"
     subject: Name
     title: StringLit | None
     rules: tuple[Rule, ...]

@@ -14,13 +14,28 @@ import attrs
 from . import ast
 from .diagnostics import Diagnostic, Severity, make
 from .parser import parse_source
-from .passes import names, structure, typecheck
+from .passes import compliance, names, structure, typecheck
+from .policies import PolicySet, standard_policies
 from .schema import Schema, standard_schema
 from .source import SourceFile, Span
 
-#: Passes over the module alone, then passes that also need the schema.
+#: Passes over the module alone, then passes that also need the environment (schema, policies).
 PASSES = (*structure.PASSES,)
-SCHEMA_PASSES = (*names.PASSES, *typecheck.PASSES)
+SCHEMA_PASSES = (*names.PASSES, *typecheck.PASSES, *compliance.PASSES)
+
+
+@attrs.frozen
+class Env:
+    """What the passes check a module against: the schema and the policies in force."""
+
+    schema: Schema
+    policies: PolicySet
+
+    @classmethod
+    def for_module(cls, module: ast.Module, schema: Schema | None = None,
+                   policies: PolicySet | None = None) -> Env:
+        return cls((schema or standard_schema()).extended(module.declarations),
+                   (policies or standard_policies()).with_user(module))
 
 
 @attrs.frozen
@@ -52,9 +67,12 @@ def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[
                                     help=("add a flow, for example `on delivered + 48h via line, email`",)))
         for check in passes:
             diagnostics.extend(check(module))
-        resolved = (schema or standard_schema()).extended(module.declarations)
-        for check in SCHEMA_PASSES:
-            diagnostics.extend(check(module, resolved))
+        env = Env.for_module(module, schema)
+        if not any(d.severity is Severity.ERROR and d.code.startswith("unknown-") for d in diagnostics):
+            for check in SCHEMA_PASSES:
+                diagnostics.extend(check(module, env))
+        else:
+            diagnostics.extend(d for check in SCHEMA_PASSES[:len(names.PASSES)] for d in check(module, env))
     diagnostics.sort(key=Diagnostic.sort_key)
     return FileReport(source, module, tuple(diagnostics))
 

@@ -222,6 +222,9 @@ class _Builder:
     def subject_channel(self, c):
         return ("channel", self._name(c[1]), c[0].start_pos)
 
+    def subject_platform(self, c):
+        return ("platform", self._name(c[1]), c[0].start_pos)
+
     def subject_named(self, c):
         return ("named", self._name(c[0]), c[0].start_pos)
 
@@ -235,44 +238,63 @@ class _Builder:
                 channels = child.channels
         return ast.Scope(span=self._span(c[0], c[-1]), purpose=purpose, channels=channels)
 
+    def _cited(self, c):
+        """Split a rule's trailing citation string off its children."""
+        if isinstance(c[-1], Token) and c[-1].type == "STRING":
+            return c[:-1], self._string(c[-1])
+        return c, None
+
     def rule_requires(self, c):
-        reqs = tuple(r for r in c[2:] if isinstance(r, ast.Requirement))
-        return ast.RequiresRule(span=self._span(c[0], c[-1]), scope=c[0], requirements=reqs)
+        body, cite = self._cited(c)
+        reqs = tuple(r for r in body[2:] if isinstance(r, ast.Requirement))
+        return ast.RequiresRule(span=self._span(c[0], c[-1]), scope=c[0], requirements=reqs, cite=cite)
 
     def requirement(self, c):
         args = self._names([t for t in c[1:] if t.type not in ("LPAR", "RPAR")])
         return ast.Requirement(span=self._span(c[0], c[-1]), name=self._name(c[0]), args=args)
 
     def rule_window(self, c):
-        return ast.WindowRule(span=self._span(c[0], c[-1]), scope=c[0], start=self._time(c[2]),
-                              end=self._time(c[4]), local=len(c) > 5)
+        body, cite = self._cited(c)
+        return ast.WindowRule(span=self._span(c[0], c[-1]), scope=c[0], start=self._time(body[2]),
+                              end=self._time(body[4]), local=len(body) > 5, cite=cite)
 
     def rule_review_window(self, c):
+        body, cite = self._cited(c)
         return ast.ReviewWindowRule(span=self._span(c[0], c[-1]), scope=c[0],
-                                    earliest=self._duration(c[2]), latest=self._duration(c[4]),
-                                    event=self._name(c[6]))
+                                    earliest=self._duration(body[2]), latest=self._duration(body[4]),
+                                    event=self._name(body[6]), cite=cite)
 
     def rule_once(self, c):
-        return ast.OnceRule(span=self._span(c[0], c[-1]), scope=c[0], per=self._name(c[3]))
+        body, cite = self._cited(c)
+        return ast.OnceRule(span=self._span(c[0], c[-1]), scope=c[0], per=self._name(body[3]), cite=cite)
 
     def rule_template(self, c):
-        return ast.TemplateRule(span=self._span(c[0], c[-1]), scope=c[0], forbidden=self._names(c[3:]))
+        body, cite = self._cited(c)
+        return ast.TemplateRule(span=self._span(c[0], c[-1]), scope=c[0], forbidden=self._names(body[3:]),
+                                cite=cite)
 
     def rule_forbid(self, c):
-        return ast.ForbidRule(span=self._span(c[0], c[-1]), purpose=self._name(c[2]))
+        body, cite = self._cited(c)
+        market = self._name(body[5]) if len(body) > 3 else None
+        return ast.ForbidRule(span=self._span(c[0], c[-1]), purpose=self._name(body[2]), market=market,
+                              cite=cite)
 
     def rule_keep(self, c):
-        return ast.KeepRule(span=self._span(c[0], c[-1]), what=self._name(c[1]), duration=self._duration(c[2]))
+        body, cite = self._cited(c)
+        return ast.KeepRule(span=self._span(c[0], c[-1]), what=self._name(body[1]),
+                            duration=self._duration(body[2]), cite=cite)
 
     def rule_cap(self, c):
-        per = next((x for x in c[5:] if isinstance(x, _Per)), None)
-        across = next((x for x in c[5:] if isinstance(x, _Across)), None)
-        return ast.CapRule(span=self._span(c[0], c[-1]), scope=c[1], count=self._int(c[2]),
-                           window=self._duration(c[4]), per=per.name if per else None,
-                           across=across.name if across else None)
+        body, cite = self._cited(c)
+        per = next((x for x in body[5:] if isinstance(x, _Per)), None)
+        across = next((x for x in body[5:] if isinstance(x, _Across)), None)
+        return ast.CapRule(span=self._span(c[0], c[-1]), scope=c[1], count=self._int(body[2]),
+                           window=self._duration(body[4]), per=per.name if per else None,
+                           across=across.name if across else None, cite=cite)
 
     def rule_pause(self, c):
-        return ast.PauseRule(span=self._span(c[0], c[-1]), when=c[3], over=self._duration(c[5]))
+        body, cite = self._cited(c)
+        return ast.PauseRule(span=self._span(c[0], c[-1]), when=body[3], over=self._duration(body[5]), cite=cite)
 
     # -------------------------------------------------------- schema declarations
 

@@ -21,6 +21,8 @@ PURPOSES = ("transactional", "service", "review", "marketing")
 CHANNELS = ("line", "email", "sms", "whatsapp", "amazon", "webhook")
 MARKETS = ("JP", "US", "EU", "DE", "FR", "IT", "ES", "NL", "CA", "GB")
 FUNCTIONS = ("count",)
+#: Rates a `pause flow when …` rule may watch, measured per flow over the rule's period.
+METRICS = ("unsubscribe_rate", "complaint_rate", "bounce_rate", "failure_rate", "reply_rate")
 BUILTIN_TYPES = ("bool", "int", "decimal", "money", "string", "timestamp", "date", "duration",
                  "time", "percent", "list")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from .. import ast
 from ..diagnostics import Diagnostic, Fix, make
-from ..schema import CHANNELS, FUNCTIONS, MARKETS, PURPOSES, Schema
+from ..schema import CHANNELS, FUNCTIONS, MARKETS, METRICS, PURPOSES, Schema
 from ..suggest import did_you_mean
 
 
@@ -25,7 +25,8 @@ def _unknown(code: str, name: ast.Name, candidates, what: str, **args) -> Diagno
                 help=(f"known {what}s: {shown}{', …' if len(list(candidates)) > 12 else ''}",), **args)
 
 
-def events(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+def events(module: ast.Module, env) -> Iterator[Diagnostic]:
+    schema: Schema = env.schema
     known = list(schema.events)
     for flow in module.flows:
         event = flow.trigger.event
@@ -37,7 +38,8 @@ def events(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
                 yield _unknown("unknown-event", rule.event, known, "event")
 
 
-def vocabulary(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+def vocabulary(module: ast.Module, env) -> Iterator[Diagnostic]:
+    schema: Schema = env.schema
     for node in module.walk():
         if isinstance(node, ast.Via) or isinstance(node, ast.Scope):
             for channel in node.channels:
@@ -47,18 +49,38 @@ def vocabulary(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
             name = node.name if isinstance(node, ast.Purpose) else node.purpose
             if name.value not in PURPOSES:
                 yield _unknown("unknown-purpose", name, PURPOSES, "purpose")
-        if isinstance(node, ast.Scope) and node.purpose is not None and node.purpose.value not in PURPOSES:
-            yield _unknown("unknown-purpose", node.purpose, PURPOSES, "purpose")
+        if isinstance(node, ast.Scope) and node.purpose is not None and node.purpose.value not in (*PURPOSES, "any"):
+            yield _unknown("unknown-purpose", node.purpose, (*PURPOSES, "any"), "purpose")
         if isinstance(node, ast.Market):
             for market in node.names:
                 if market.value not in MARKETS:
                     yield _unknown("unknown-market", market, MARKETS, "market")
 
 
-def expressions(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+def _metric_paths(module: ast.Module) -> set[int]:
+    """Ids of the paths inside `pause flow when …` rules: they name metrics, not order data."""
+    return {id(n) for p in module.policies for r in p.rules if isinstance(r, ast.PauseRule)
+            for n in r.when.walk() if isinstance(n, ast.Path)}
+
+
+def metrics(module: ast.Module, env) -> Iterator[Diagnostic]:
+    schema: Schema = env.schema
+    for policy in module.policies:
+        for rule in policy.rules:
+            if isinstance(rule, ast.PauseRule):
+                for node in rule.when.walk():
+                    if isinstance(node, ast.Path) and node.dotted not in METRICS:
+                        yield _unknown("unknown-metric", node.parts[0], METRICS, "metric")
+
+
+def expressions(module: ast.Module, env) -> Iterator[Diagnostic]:
+    schema: Schema = env.schema
     entity_names = list(schema.entities)
     bare = list(schema.events) + schema.enum_values + entity_names
+    skip = _metric_paths(module)
     for node in module.walk():
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Call) and node.func.value not in FUNCTIONS:
             yield _unknown("unknown-function", node.func, FUNCTIONS, "function")
         if not isinstance(node, ast.Path):
@@ -84,4 +106,4 @@ def expressions(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
             yield _unknown("unknown-name", head, bare, "name")
 
 
-PASSES = (events, vocabulary, expressions)
+PASSES = (events, vocabulary, expressions, metrics)

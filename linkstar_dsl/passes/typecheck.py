@@ -194,7 +194,8 @@ def _arith(op: str, a: str, b: str) -> Type | None:
     return None
 
 
-def expressions(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+def expressions(module: ast.Module, env) -> Iterator[Diagnostic]:
+    schema: Schema = env.schema
     typer = _Typer(schema)
     for node in module.walk():
         if isinstance(node, ast.Where):
@@ -208,7 +209,8 @@ def expressions(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
     yield from typer.diagnostics
 
 
-def schema_types(module: ast.Module, schema: Schema) -> Iterator[Diagnostic]:
+def schema_types(module: ast.Module, env) -> Iterator[Diagnostic]:
+    schema: Schema = env.schema
     """Every field's declared type must exist; every event's subject must be a record."""
     for decl in module.declarations:
         if isinstance(decl, ast.Entity):
