@@ -12,21 +12,27 @@ EVENTS = ["delivered", "shipped", "ordered", "paid", "delivery_failed", "cart_ab
 CHANNELS = ["line", "email", "sms", "whatsapp", "amazon"]
 PURPOSES = ["transactional", "service", "review", "marketing"]
 MARKETS = ["JP", "US", "EU", "DE", "CA"]
+COUNTRIES = ["JP", "US", "DE", "FR", "CA", "KR"]
 
 
 def _named_flow(rng: random.Random, i: int) -> list[str]:
     event = rng.choice(EVENTS)
+    purpose = rng.choice(PURPOSES)
     lines = [
         f"# Flow {i}: follow-up after {event}.",
         f'flow generated_{i} "Generated flow number {i}"',
-        f"  purpose {rng.choice(PURPOSES)}",
+        f"  purpose {purpose}",
+        *(["  cooldown 7d per customer"] if purpose == "marketing" else []),
         f"  market {', '.join(rng.sample(MARKETS, rng.randint(1, 3)))}",
         f"  on {event} + {rng.randint(1, 96)}h unless refunded",
         "  where not refunded",
         "    and not returned",
+        "    and not a_to_z_claim",
+        "    and order.fulfillment != FBA",
+        "    and order.marketplace != amazon",
         f"    and order.total >= {rng.randint(10, 9000)} JPY   # small orders are skipped",
-        f"    and customer.country in [{', '.join(rng.sample(MARKETS, 2))}]",
-        f"  via {', '.join(rng.sample(CHANNELS, rng.randint(1, 3)))}",
+        f"    and customer.country in [{', '.join(rng.sample(COUNTRIES, 2))}]",
+        f"  via {', '.join(rng.sample(CHANNELS[:4], rng.randint(1, 3)))}",
         f'  send "template_{i}" (coupon = "C{i:05d}", percent = {rng.randint(5, 30)}%)',
         f"  between {rng.randint(8, 11):02d}:00 and {rng.randint(17, 20)}:00 local",
         f"  cooldown {rng.randint(1, 30)}d per customer",
@@ -41,6 +47,8 @@ def _stepped_flow(rng: random.Random, i: int) -> list[str]:
         f"flow steps_{i}",
         "  purpose marketing",
         "  on cart_abandoned",
+        "  where customer.source != amazon",
+        "  between 09:00 and 20:00 local",
         '  step + 1h via email send "cart_reminder"',
         '  step + 24h via line, sms send "cart_reminder_2"',
         f'  step + 7d via email split 50% send "coupon_a", 50% send "coupon_b" (code = "X{i}")',
@@ -50,14 +58,15 @@ def _stepped_flow(rng: random.Random, i: int) -> list[str]:
 
 
 def _one_liner(rng: random.Random, i: int) -> list[str]:
-    return [f"on {rng.choice(EVENTS)} + {rng.randint(1, 72)}h where not refunded "
-            f"via {', '.join(rng.sample(CHANNELS, 2))} purpose service"]
+    return [f"on {rng.choice(EVENTS)} + {rng.randint(1, 72)}h where not refunded and order.marketplace == shopify "
+            f"via {', '.join(rng.sample(CHANNELS[:4], 2))} purpose service"]
 
 
 def _policy(rng: random.Random, i: int) -> list[str]:
     return [
         f'policy house "house rules {i}"',
         f"  cap marketing {rng.randint(2, 6)} per 30d per customer across flows",
+        "  cap review 2 per 30d per customer across flows",
         "  marketing via sms between 08:00 and 21:00 local",
         "  marketing via email requires unsubscribe_link and sender_address",
         "  pause flow when unsubscribe_rate > 0.5% over 7d",
@@ -66,8 +75,8 @@ def _policy(rng: random.Random, i: int) -> list[str]:
 
 def generate(lines: int, seed: int = 7) -> str:
     rng = random.Random(seed)
-    makers = [_named_flow, _named_flow, _stepped_flow, _one_liner, _policy]
-    out: list[str] = []
+    makers = [_named_flow, _named_flow, _stepped_flow, _one_liner]
+    out: list[str] = _policy(rng, 0) + [""]
     i = 0
     while len(out) < lines:
         out.extend(rng.choice(makers)(rng, i))

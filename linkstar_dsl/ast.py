@@ -9,6 +9,7 @@ Nodes only declare their shape; behaviour lives in the stages that walk them.  N
 from __future__ import annotations
 
 from decimal import Decimal
+from collections import defaultdict
 from typing import Iterator, Union
 
 import attrs
@@ -20,20 +21,32 @@ node = attrs.frozen(kw_only=True)
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The names of the fields of a node class that can hold nodes (everything but the span)."""
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in attrs.fields(cls) if f.name != "span")
+        _CHILD_FIELDS[cls] = names
+    return names
+
+
 @node
 class Node:
     span: Span = attrs.field(repr=False)
 
-    def children(self) -> Iterator[Node]:
+    def children(self) -> list[Node]:
         """Direct child nodes, in source order."""
-        for field in attrs.fields(type(self)):
-            value = getattr(self, field.name)
+        out: list[Node] = []
+        for name in _child_fields(type(self)):
+            value = getattr(self, name)
             if isinstance(value, Node):
-                yield value
+                out.append(value)
             elif isinstance(value, tuple):
-                for item in value:
-                    if isinstance(item, Node):
-                        yield item
+                out.extend(item for item in value if isinstance(item, Node))
+        return out
 
     def walk(self) -> Iterator[Node]:
         """This node and every node below it, depth first, in source order."""
@@ -41,7 +54,10 @@ class Node:
         while stack:
             current = stack.pop()
             yield current
-            stack.extend(reversed(list(current.children())))
+            kids = current.children()
+            if kids:
+                kids.reverse()
+                stack.extend(kids)
 
 
 @node
@@ -573,3 +589,28 @@ class Module(Node):
     @property
     def declarations(self) -> tuple[Entity | EnumDecl | EventDecl, ...]:
         return tuple(i for i in self.items if isinstance(i, (Entity, EnumDecl, EventDecl)))
+
+
+_INDEX: dict[int, tuple[Node, dict[type, list[Node]]]] = {}
+
+
+def nodes(root: Node, *kinds: type) -> list:
+    """Every node of the given classes below `root`, in source order.
+
+    The tree is walked once per root and indexed by class, so the checker's passes, which each
+    look for a few kinds of node, do not each walk the whole tree again.
+    """
+    entry = _INDEX.get(id(root))
+    if entry is None or entry[0] is not root:
+        index: dict[type, list[Node]] = defaultdict(list)
+        for node_ in root.walk():
+            index[type(node_)].append(node_)
+        if len(_INDEX) > 32:
+            _INDEX.clear()
+        entry = _INDEX[id(root)] = (root, index)
+    index = entry[1]
+    if len(kinds) == 1:
+        return list(index.get(kinds[0], ()))
+    found = [n for kind in kinds for n in index.get(kind, ())]
+    found.sort(key=lambda n: n.span.start)
+    return found

@@ -73,6 +73,10 @@ def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[
                 diagnostics.extend(check(module, env))
         else:
             diagnostics.extend(d for check in SCHEMA_PASSES[:len(names.PASSES)] for d in check(module, env))
+    if module is not None and parsed.ok:
+        from .suppressions import apply
+
+        diagnostics = apply(module, diagnostics)
     diagnostics.sort(key=Diagnostic.sort_key)
     return FileReport(source, module, tuple(diagnostics))
 

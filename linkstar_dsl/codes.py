@@ -128,6 +128,11 @@ _ENTRIES = [
          "there is no requirement `{name}`", "compliance"),
     Code("unknown-metric", E, "A `pause` rule names a metric that is not measured",
          "there is no metric `{name}`", "compliance"),
+    # ---------------------------------------------------------------- suppressions
+    Code("suppression-without-reason", W, "A suppression comment that gives no reason",
+         "this suppression of {codes} gives no reason", "suppressions"),
+    Code("unused-suppression", W, "A suppression comment that silences nothing",
+         "the suppression of `{name}` silences nothing: {why}", "suppressions"),
     # ---------------------------------------------------------------- formatter
     Code("fmt-changed-meaning", E, "The formatter would change what the file means",
          "formatting this file would change its meaning, so it was left as it is: {detail}", "format"),

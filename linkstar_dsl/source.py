@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-import attrs
-
 
 class SourceFile:
     """The text of one input, with a table of line starts for offset → line/column lookups."""
@@ -57,13 +55,19 @@ class SourceFile:
         return Span(self, start, end)
 
 
-@attrs.frozen(eq=False, repr=False)
 class Span:
-    """A half-open range [start, end) of character offsets in one source file."""
+    """A half-open range [start, end) of character offsets in one source file.
 
-    source: SourceFile
-    start: int
-    end: int
+    A plain slotted class rather than an attrs one: the parser makes one per token, and this is
+    the cheapest object Python offers.  Treat it as immutable.
+    """
+
+    __slots__ = ("source", "start", "end")
+
+    def __init__(self, source: SourceFile, start: int, end: int) -> None:
+        self.source = source
+        self.start = start
+        self.end = end
 
     # Spans never take part in AST equality: position is layout, not meaning.
     def __eq__(self, other: object) -> bool:

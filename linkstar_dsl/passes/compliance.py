@@ -53,9 +53,11 @@ def reach(flow: ast.Flow, schema) -> Reach:
     purpose = declared[0].name.value if declared else "marketing"
     anchor = declared[0] if declared else (flow.name or flow.trigger)
     channels: dict[str, ast.Name] = {}
-    for node in flow.walk():
-        if isinstance(node, ast.Via):
-            for name in node.channels:
+    for clause in flow.clauses:
+        vias = [clause] if isinstance(clause, ast.Via) else [
+            c for c in getattr(clause, "clauses", ()) if isinstance(c, ast.Via)]
+        for via in vias:
+            for name in via.channels:
                 channels.setdefault(name.value, name)
     countries = reachable_countries(flow, schema)
     marketplaces = reachable_values(flow, schema, ("order.marketplace", "customer.source"), "marketplace")

@@ -40,7 +40,7 @@ def events(module: ast.Module, env) -> Iterator[Diagnostic]:
 
 def vocabulary(module: ast.Module, env) -> Iterator[Diagnostic]:
     schema: Schema = env.schema
-    for node in module.walk():
+    for node in ast.nodes(module, ast.Via, ast.Scope, ast.Purpose, ast.ForbidRule, ast.Market):
         if isinstance(node, ast.Via) or isinstance(node, ast.Scope):
             for channel in node.channels:
                 if channel.value not in CHANNELS:
@@ -78,7 +78,7 @@ def expressions(module: ast.Module, env) -> Iterator[Diagnostic]:
     entity_names = list(schema.entities)
     bare = list(schema.events) + schema.enum_values + entity_names
     skip = _metric_paths(module)
-    for node in module.walk():
+    for node in ast.nodes(module, ast.Call, ast.Path):
         if id(node) in skip:
             continue
         if isinstance(node, ast.Call) and node.func.value not in FUNCTIONS:

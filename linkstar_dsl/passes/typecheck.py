@@ -197,7 +197,7 @@ def _arith(op: str, a: str, b: str) -> Type | None:
 def expressions(module: ast.Module, env) -> Iterator[Diagnostic]:
     schema: Schema = env.schema
     typer = _Typer(schema)
-    for node in module.walk():
+    for node in ast.nodes(module, ast.Where, ast.Exit, ast.Trigger, ast.Param):
         if isinstance(node, ast.Where):
             typer.condition(node.expr, "`where`")
         elif isinstance(node, ast.Exit):
