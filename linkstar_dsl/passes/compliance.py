@@ -111,6 +111,7 @@ class _FlowCheck:
         self.reach = reach(flow, env.schema)
         self.diagnostics: list[Diagnostic] = []
         self.obligations: list[Obligation] = []
+        self.forbidden: set[tuple[str, str]] = set()
 
     def run(self) -> None:
         for policy, sure in applicable(self.flow, self.reach, self.env.policies):
@@ -132,56 +133,56 @@ class _FlowCheck:
             name = req.name.value
             args = tuple(a.value for a in req.args)
             if name == "excludes":
-                for arg in req.args:
-                    self._excludes(policy, rule, arg.value, sure)
+                self._excludes(policy, rule, [a.value for a in req.args], sure)
             elif name == "cooldown_or_cap":
                 self._cooldown_or_cap(policy, rule)
             elif name in REQUIREMENTS:
                 self.obligations.append(Obligation(name, args, tuple(c.value for c in matched),
                                                    _subject(policy), rule.cite.value if rule.cite else ""))
 
-    def _excludes(self, policy, rule, what: str, sure: bool) -> None:
-        """The flow's guards must rule out `what` (an event, or an enum value such as FBA).
+    def _excludes(self, policy, rule, names: list[str], sure: bool) -> None:
+        """The flow's guards must rule out each name (an event, or an enum value such as FBA).
 
         When the policy only may apply (its platform is reachable but not certain), the runtime
-        skips those orders and the checker says so with a warning instead of an error.
+        skips those orders and the checker says so with a note instead of an error.
         """
         schema = self.env.schema
-        if what in schema.events:
-            if _excludes_event(self.flow, what):
-                return
-            described, fix = f"orders with a `{what}` event", f"where not {what}"
-        else:
-            field = next((f for e in schema.enum_of_value(what)
-                          if (f := _field_of_enum(schema, e.name.value)) is not None), None)
-            if field is None:
-                return
-            enum_name = next(e.name.value for e in schema.enum_of_value(what)
-                             if _field_of_enum(schema, e.name.value) == field)
-            if what not in reachable_values(self.flow, schema, field, enum_name):
-                return
-            described, fix = f"{what} orders (`{field}`)", f"where {field} != {what}"
+        missing: list[tuple[str, str]] = []  # (what, the guard that would exclude it)
+        for what in names:
+            if what in schema.events:
+                if not _excludes_event(self.flow, what):
+                    missing.append((f"`{what}`", f"not {what}"))
+                continue
+            for enum in schema.enum_of_value(what):
+                field = _field_of_enum(schema, enum.name.value)
+                if field is not None and what in reachable_values(self.flow, schema, field, enum.name.value):
+                    missing.append((f"`{field} == {what}`", f"{field} != {what}"))
+                    break
+        if not missing:
+            return
+        described = "orders with " + " or ".join(w for w, _ in missing)
+        fix = "where " + " and ".join(g for _, g in missing)
         if sure:
             self.report("missing-exclusion", self.reach.purpose_node.span, policy, rule,
                         purpose=self.reach.purpose, what=described,
                         help=(f"add `{fix}` (re-checked right before every send)",))
         else:
-            self.obligations.append(Obligation("excludes", (what,), (), _subject(policy),
+            self.obligations.append(Obligation("excludes", tuple(names), (), _subject(policy),
                                                rule.cite.value if rule.cite else ""))
             self.report("excluded-at-send", self.reach.purpose_node.span, policy, rule,
-                        purpose=self.reach.purpose, what=described, subject=_subject(policy),
-                        help=(f"to say so in the flow, add `{fix}`",))
+                        purpose=self.reach.purpose, what=described[0].upper() + described[1:],
+                        subject=_subject(policy), help=(f"to say so in the flow, add `{fix}`",))
 
     def _cooldown_or_cap(self, policy, rule) -> None:
-        if self.flow.find(ast.Cooldown):
+        if self.flow.find(ast.Cooldown) or self.flow.find(ast.Once):
             return
         caps = self.env.policies.caps()
         if self.reach.purpose in caps or "any" in caps:
             return
         self.report("missing-cooldown", self.reach.purpose_node.span, policy, rule,
                     purpose=self.reach.purpose,
-                    help=("add for example `cooldown 7d per customer`, or a house policy "
-                          f"`cap {self.reach.purpose} 4 per 30d per customer across flows`",))
+                    help=("add for example `cooldown 7d per customer` or `once per order`, or a "
+                          f"house policy `cap {self.reach.purpose} 4 per 30d per customer across flows`",))
 
     def _WindowRule(self, policy, rule: ast.WindowRule, sure: bool) -> None:
         matched = _scope_channels(rule.scope, self.reach)
@@ -250,6 +251,10 @@ class _FlowCheck:
                 return
             sure = sure and self.reach.markets == {rule.market.value}
         where = f" in {rule.market.value}" if rule.market is not None else ""
+        key = (rule.purpose.value, where)
+        if key in self.forbidden:
+            return  # one report per forbidden purpose: the channel's rule and the platform's agree
+        self.forbidden.add(key)
         if sure:
             anchor = self.reach.purpose_node.span
             if policy.kind == "channel" and policy.subject.value in self.reach.channels:
