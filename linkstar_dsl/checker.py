@@ -14,14 +14,14 @@ import attrs
 from . import ast
 from .diagnostics import Diagnostic, Severity, make
 from .parser import parse_source
-from .passes import compliance, names, structure, typecheck
+from .passes import compliance, names, structure, template_checks, typecheck
 from .policies import PolicySet, standard_policies
 from .schema import Schema, standard_schema
 from .source import SourceFile, Span
 
 #: Passes over the module alone, then passes that also need the environment (schema, policies).
 PASSES = (*structure.PASSES,)
-SCHEMA_PASSES = (*names.PASSES, *typecheck.PASSES, *compliance.PASSES)
+SCHEMA_PASSES = (*names.PASSES, *typecheck.PASSES, *compliance.PASSES, *template_checks.PASSES)
 
 
 @attrs.frozen

@@ -128,6 +128,18 @@ _ENTRIES = [
          "there is no requirement `{name}`", "compliance"),
     Code("unknown-metric", E, "A `pause` rule names a metric that is not measured",
          "there is no metric `{name}`", "compliance"),
+    # ---------------------------------------------------------------- templates
+    Code("no-channel", E, "A message with no channel to go out on", "this message has no channel: no `via` applies to it", "templates"),
+    Code("unknown-template", E, "A `send` names a template that does not exist", "there is no template \"{name}\"", "templates"),
+    Code("missing-channel-variant", E, "A template without a variant for one of the flow's channels",
+         "template \"{name}\" has no variant for {channel}", "templates"),
+    Code("missing-locale", N, "A template missing in a language the flow's buyers read",
+         "template \"{name}\" for {channel} has no {locales} version; those buyers get the {fallback} one", "templates"),
+    Code("template-missing-footer", E, "A template that does not render what a policy requires",
+         "{template} must render the {requirement} (`{{{{ {variable} }}}}`) that {policy} requires", "templates"),
+    Code("template-forbidden-content", E, "A template containing content its channel forbids",
+         "{template} contains {category} (`{text}`), which {policy} forbids", "templates"),
+    Code("template-syntax", E, "A template that is not valid Jinja2", "this template does not parse: {detail}", "templates"),
     # ---------------------------------------------------------------- suppressions
     Code("suppression-without-reason", W, "A suppression comment that gives no reason",
          "this suppression of {codes} gives no reason", "suppressions"),

@@ -1,0 +1,143 @@
+"""Message templates on disk: where they are, which exist, and what they render.
+
+Layout: `<root>/<locale>/<name>.<channel>.j2` is the variant of template `name` for one channel,
+`<root>/<locale>/<name>.j2` serves every channel without its own variant.  Shared pieces (footers,
+layouts) live in `<root>/_partials/` and are pulled in with `{% include %}` or `{% extends %}`.
+
+Roots, searched in order: `templates/` next to the flow file, `templates/` in the folder above,
+then `stdlib/templates/`.  A locale missing a template falls back to English.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import attrs
+
+from .resources import data_dir
+from .source import SourceFile
+
+FALLBACK_LOCALE = "en"
+#: The locales a market's buyers read, most common first.
+MARKET_LOCALES = {
+    "JP": ("ja",), "US": ("en",), "CA": ("en", "fr"), "GB": ("en",), "DE": ("de",), "FR": ("fr",),
+    "IT": ("it",), "ES": ("es",), "NL": ("en",), "EU": ("en", "de", "fr", "es", "it"),
+}
+#: Template variables that carry what policies require in a message.
+FOOTER_VARIABLES = {
+    "unsubscribe_link": "unsubscribe_url",
+    "sender_identity": "sender_name",
+    "sender_address": "sender_address",
+    "ad_disclosure": "ad_notice",
+}
+_FILE = re.compile(r"^(?P<name>[a-z0-9_]+)(?:\.(?P<channel>[a-z]+))?\.j2$")
+
+
+@attrs.frozen
+class TemplateFile:
+    path: Path
+    root: Path
+    locale: str
+    name: str
+    channel: str | None
+
+    @property
+    def display(self) -> str:
+        return str(self.path.relative_to(self.root.parent))
+
+
+class TemplateStore:
+    """The templates under a list of roots, indexed by name."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = [r for r in roots if r.is_dir()]
+        self.files: dict[str, list[TemplateFile]] = {}
+        for root in self.roots:
+            for locale_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+                for path in sorted(locale_dir.glob("*.j2")):
+                    match = _FILE.match(path.name)
+                    if match:
+                        tf = TemplateFile(path, root, locale_dir.name, match["name"], match["channel"])
+                        self.files.setdefault(tf.name, []).append(tf)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.files)
+
+    def find(self, name: str, channel: str, locale: str) -> TemplateFile | None:
+        """The file used for `name` on `channel` in `locale` (the first root wins), or None."""
+        candidates = self.files.get(name, [])
+        for want_locale in (locale, FALLBACK_LOCALE):
+            for want_channel in (channel, None):
+                for tf in candidates:
+                    if tf.locale == want_locale and tf.channel == want_channel:
+                        return tf
+        return None
+
+    def has_channel(self, name: str, channel: str) -> bool:
+        return any(tf.channel in (channel, None) for tf in self.files.get(name, []))
+
+
+def roots_for(flow_file: str) -> list[Path]:
+    roots: list[Path] = []
+    path = Path(flow_file)
+    if path.suffix == ".flow" and path.parent.exists():
+        here = path.resolve().parent
+        roots += [here / "templates", here.parent / "templates"]
+    return roots
+
+
+@cache
+def stdlib_root() -> Path:
+    return data_dir("stdlib") / "templates"
+
+
+def source_of(tf: TemplateFile) -> SourceFile:
+    return _read(tf.path, tf.display)
+
+
+@cache
+def _read(path: Path, display: str) -> SourceFile:
+    return SourceFile(display, path.read_text(encoding="utf-8"))
+
+
+def variables(tf: TemplateFile) -> frozenset[str]:
+    """Every variable the template and the partials it includes or extends refer to."""
+    return _variables(tf.path, tf.root)
+
+
+@cache
+def _variables(path: Path, root: Path, depth: int = 0) -> frozenset[str]:
+    from jinja2 import Environment, TemplateSyntaxError, meta
+
+    env = Environment()
+    try:
+        parsed = env.parse(path.read_text(encoding="utf-8"))
+    except (TemplateSyntaxError, OSError, UnicodeDecodeError):
+        return frozenset()
+    found = set(meta.find_undeclared_variables(parsed))
+    if depth < 8:
+        for ref in meta.find_referenced_templates(parsed):
+            if ref is None:
+                continue
+            for base in (root, path.parent):
+                candidate = (base / ref).resolve()
+                if candidate.is_file() and root.resolve() in candidate.parents:
+                    found |= _variables(candidate, root, depth + 1)
+                    break
+    return frozenset(found)
+
+
+def syntax_error(tf: TemplateFile) -> tuple[int, str] | None:
+    """(line, message) of a Jinja2 syntax error in the template, or None."""
+    from jinja2 import Environment, TemplateSyntaxError
+
+    try:
+        Environment().parse(tf.path.read_text(encoding="utf-8"))
+    except TemplateSyntaxError as exc:
+        return exc.lineno, exc.message or "syntax error"
+    except (OSError, UnicodeDecodeError) as exc:
+        return 1, str(exc)
+    return None
