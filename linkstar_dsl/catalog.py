@@ -6,8 +6,11 @@ from .resources import data_dir
 
 
 def page(code: str) -> str:
-    path = data_dir("diagnostic_pages") / f"{code}.md"
-    if path.is_file():
+    try:
+        path = data_dir("diagnostic_pages") / f"{code}.md"
+    except FileNotFoundError:
+        path = None
+    if path is not None and path.is_file():
         return path.read_text(encoding="utf-8")
     from .codes import CODES
 

@@ -33,9 +33,31 @@ class Env:
 
     @classmethod
     def for_module(cls, module: ast.Module, schema: Schema | None = None,
-                   policies: PolicySet | None = None) -> Env:
-        return cls((schema or standard_schema()).extended(module.declarations),
-                   (policies or standard_policies()).with_user(module))
+                   policies: PolicySet | None = None, imported: tuple[ast.Module, ...] = ()) -> Env:
+        schema = schema or standard_schema()
+        policies = policies or standard_policies()
+        for other in (*imported, module):
+            schema = schema.extended(other.declarations)
+            policies = policies.with_user(other)
+        return cls(schema, policies)
+
+
+#: Deeper expressions are refused (see SPEC.md, "Limits"): no real flow nests this far, and the
+#: passes that walk expressions recursively must never hit Python's recursion limit.
+MAX_NESTING = 64
+
+
+def nesting_problem(module: ast.Module) -> Diagnostic | None:
+    """A diagnostic on the first node nested deeper than `MAX_NESTING`, or None."""
+    stack = [(module, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return make("too-deep", node.span, limit=MAX_NESTING,
+                        help=("split the condition into several `where` clauses, or name parts of it "
+                              "in a house policy",))
+        stack.extend((child, depth + 1) for child in node.children())
+    return None
 
 
 @attrs.frozen
@@ -61,13 +83,20 @@ def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[
     parsed = parse_source(source)
     diagnostics = list(prior) + list(parsed.diagnostics)
     module = parsed.module
-    if parsed.ok and module is not None:
+    deep = nesting_problem(module) if parsed.ok and module is not None else None
+    if deep is not None:
+        diagnostics.append(deep)
+    elif parsed.ok and module is not None:
         if not module.items:
             diagnostics.append(make("empty-file", Span(source, 0, 0),
                                     help=("add a flow, for example `on delivered + 48h via line, email`",)))
         for check in passes:
             diagnostics.extend(check(module))
-        env = Env.for_module(module, schema)
+        from .imports import resolve
+
+        imported = resolve(module)
+        diagnostics.extend(imported.diagnostics)
+        env = Env.for_module(module, schema, imported=imported.modules)
         if not any(d.severity is Severity.ERROR and d.code.startswith("unknown-") for d in diagnostics):
             for check in SCHEMA_PASSES:
                 diagnostics.extend(check(module, env))

@@ -29,6 +29,7 @@ _ENTRIES = [
     Code("invalid-utf8", E, "The file is not UTF-8 text",
          "this file is not UTF-8 text: byte 0x{byte:02x} at byte offset {offset} cannot be decoded", "input"),
     Code("binary-file", E, "The file looks binary", "this file contains binary data (a NUL byte), not flow text", "input"),
+    Code("too-deep", E, "An expression nested deeper than the limit", "this is nested more than {limit} levels deep", "input"),
     Code("empty-file", W, "The file holds no flows or policies", "this file holds no flows or policies", "input"),
     # ---------------------------------------------------------------- syntax
     Code("unexpected-token", E, "Something unexpected where the grammar expects something else",
@@ -84,6 +85,8 @@ _ENTRIES = [
          "`{name}` is a record; name one of its fields", "names"),
     Code("not-a-record", E, "A field path that goes deeper than the schema",
          "`{name}` has no fields of its own", "names"),
+    Code("import-not-found", E, "An imported file cannot be read", "cannot import \"{path}\": {reason}", "names"),
+    Code("import-has-errors", E, "An imported file has errors", "the imported file \"{path}\" has errors", "names"),
     # ---------------------------------------------------------------- types
     Code("type-mismatch", E, "Two values of types that cannot meet",
          "{what} cannot compare {left} with {right}", "types"),

@@ -50,15 +50,17 @@ class PolicySet:
         """Named policies (`policy all`, `policy house`, `policy defaults`): they apply to every flow."""
         return (p for p in self.policies if p.kind == "named")
 
-    def caps(self) -> dict[str, ast.CapRule]:
-        """The cap in force per purpose: a house cap replaces the default one."""
-        caps: dict[str, ast.CapRule] = {}
+    def caps(self) -> dict[tuple[str, tuple[str, ...]], ast.CapRule]:
+        """The caps in force, keyed by (purpose, channels): a house cap replaces the default one
+        with the same key; a cap on some channels adds to, never replaces, a wider cap."""
+        caps: dict[tuple[str, tuple[str, ...]], ast.CapRule] = {}
         for policy in self.general():
             for rule in policy.rules:
                 if isinstance(rule, ast.CapRule):
                     purpose = rule.scope.purpose.value if rule.scope.purpose else "any"
-                    if purpose not in caps or policy.subject.value != "defaults":
-                        caps[purpose] = rule
+                    key = (purpose, tuple(sorted(c.value for c in rule.scope.channels)))
+                    if key not in caps or policy.subject.value != "defaults":
+                        caps[key] = rule
         return caps
 
     def with_user(self, module: ast.Module) -> PolicySet:

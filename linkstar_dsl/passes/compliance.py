@@ -174,11 +174,11 @@ class _FlowCheck:
                         subject=_subject(policy), help=(f"to say so in the flow, add `{fix}`",))
 
     def _cooldown_or_cap(self, policy, rule) -> None:
-        if self.flow.find(ast.Cooldown) or self.flow.find(ast.Once):
+        if self.flow.find(ast.Cooldown) or self.flow.find(ast.Once) or self.flow.find(ast.Cap):
             return
-        caps = self.env.policies.caps()
-        if self.reach.purpose in caps or "any" in caps:
-            return
+        for purpose, channels in self.env.policies.caps():
+            if purpose in (self.reach.purpose, "any") and (not channels or set(channels) >= set(self.reach.channels)):
+                return
         self.report("missing-cooldown", self.reach.purpose_node.span, policy, rule,
                     purpose=self.reach.purpose,
                     help=("add for example `cooldown 7d per customer` or `once per order`, or a "

@@ -69,6 +69,15 @@ def _locales(markets: frozenset[str]) -> list[str]:
     return list(dict.fromkeys(found or [FALLBACK_LOCALE]))
 
 
+def channels_present(module: ast.Module, env) -> Iterator[Diagnostic]:
+    """Every message must have a channel to go out on: a `via` on its step or on the flow."""
+    for flow in module.flows:
+        for anchor, _, channels in _sends(flow):
+            if not channels:
+                yield make("no-channel", anchor.span, help=("add `via` with the channels to use, "
+                                                            "for example `via line, email`",))
+
+
 def check(module: ast.Module, env) -> Iterator[Diagnostic]:
     roots = roots_for(module.span.file)
     if not any(r.is_dir() for r in roots):
@@ -87,8 +96,6 @@ def _check_flow(flow: ast.Flow, env, store: TemplateStore, seen_files: set) -> I
     locales = _locales(r.markets) if narrowed else [FALLBACK_LOCALE]
     for anchor, name, channels in _sends(flow):
         if not channels:
-            yield make("no-channel", anchor.span, help=("add `via` with the channels to use, "
-                                                        "for example `via line, email`",))
             continue
         if name is None:
             name = flow.name.value if flow.name is not None else flow.trigger.event.value
@@ -163,4 +170,4 @@ def _forbidden_content(tf, anchor, ob) -> Iterator[Diagnostic]:
                        help=(f"{ob.policy}: {ob.cite}" if ob.cite else ob.policy,))
 
 
-PASSES = (check,)
+PASSES = (channels_present, check)
