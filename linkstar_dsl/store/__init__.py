@@ -1,0 +1,92 @@
+"""The DuckDB store: orders, customers, events, consents, suppressions and the send ledger.
+
+`open_store(path)` opens (or creates) the database file and brings its schema up to date by
+applying the numbered SQL files in `migrations/` that it has not seen yet, each in its own
+transaction, recording them in `schema_migrations`.  A database made by a newer version is refused
+rather than touched.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEFAULT_PATH = "linkstar.duckdb"
+
+#: Tables holding order data, in the order a bulk load should fill them.
+DATA_TABLES = ("customers", "orders", "reviews", "carts", "order_events", "customer_events",
+               "consents", "suppressions")
+
+
+class StoreError(Exception):
+    """A database that cannot be used: unreadable, locked, or from a newer version."""
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped, in order."""
+    found = []
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        match = re.match(r"(\d+)_(.+)\.sql$", path.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), path.read_text(encoding="utf-8")))
+    return found
+
+
+def latest_version() -> int:
+    return migrations()[-1][0]
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'").fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[int]:
+    """Apply the missing migrations up to `target` (default: all); return the versions applied."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version BIGINT PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+    have = current_version(con)
+    newest = latest_version()
+    if have > newest:
+        raise StoreError(f"the database is at schema version {have}, newer than this linkstar ({newest}); "
+                         "upgrade linkstar")
+    applied = []
+    for version, name, sql in migrations():
+        if version <= have or (target is not None and version > target):
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def open_store(path: str | Path = DEFAULT_PATH, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the store at `path`, migrated to the latest schema (unless read-only)."""
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise StoreError(f"{path}: cannot open the database ({_first_line(exc)})") from None
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        try:
+            migrate(con)
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"{path}: cannot bring the database up to date ({_first_line(exc)})") from None
+    return con
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
