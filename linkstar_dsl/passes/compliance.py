@@ -36,6 +36,8 @@ class Obligation:
     channels: tuple[str, ...]
     policy: str
     cite: str
+    #: The market whose policy imposes it (only its buyers are bound), or None for every buyer.
+    market: str | None = None
 
 
 @attrs.frozen
@@ -138,7 +140,8 @@ class _FlowCheck:
                 self._cooldown_or_cap(policy, rule)
             elif name in REQUIREMENTS:
                 self.obligations.append(Obligation(name, args, tuple(c.value for c in matched),
-                                                   _subject(policy), rule.cite.value if rule.cite else ""))
+                                                   _subject(policy), rule.cite.value if rule.cite else "",
+                                                   _market(policy)))
 
     def _excludes(self, policy, rule, names: list[str], sure: bool) -> None:
         """The flow's guards must rule out each name (an event, or an enum value such as FBA).
@@ -266,6 +269,10 @@ class _FlowCheck:
             self.report("skipped-at-send", self.reach.purpose_node.span, policy, rule,
                         subject=_subject(policy), purpose=self.reach.purpose, where=where,
                         help=(_forbid_help(policy, rule),))
+
+
+def _market(policy: ast.Policy) -> str | None:
+    return policy.subject.value if policy.kind == "market" else None
 
 
 def _forbid_help(policy: ast.Policy, rule: ast.ForbidRule) -> str:

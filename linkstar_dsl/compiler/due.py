@@ -1,0 +1,140 @@
+"""The due query: one parameterised SQL statement per flow step.
+
+It selects the trigger occurrences whose due time falls in (since, now] (an index range scan on
+`(event, occurred_at)`, so a tick costs what is due, not the size of the history), plus those the
+ledger deferred to a time now past, leaves out those the ledger already decided, and computes in
+the database every input the gates need: the guards and exits evaluated at `now`, suppressions,
+consents in force for the purpose, the last send of the purpose (cooldown), the sends in the cap
+window, and whether the order already got this flow (once per order).
+
+SQL text and its parameters are built together as `Q` values, so a `?` and its value can never
+drift apart.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ..schema import Schema
+from .plan import FlowPlan, StepPlan
+from .sql import _NOW, ExprCompiler
+
+#: Customer columns the gates read (addresses, where the buyer is, their language).
+CUSTOMER_COLUMNS = ("timezone", "country", "locale", "email", "phone", "line_user_id", "whatsapp", "source")
+
+
+@attrs.frozen
+class Named:
+    """A parameter filled in at execution time: `now`, `since`, `flow`, `step`."""
+
+    name: str
+
+
+NOW, SINCE, FLOW, STEP = Named("now"), Named("since"), Named("flow"), Named("step")
+
+
+@attrs.frozen
+class Q:
+    sql: str
+    params: tuple = ()
+
+    def __add__(self, other: Q | str) -> Q:
+        if isinstance(other, str):
+            return Q(self.sql + other, self.params)
+        return Q(self.sql + other.sql, self.params + other.params)
+
+
+def q(template: str, *parts) -> Q:
+    """`template` with each `{}` replaced by a part: a `Q`, or a value that becomes a parameter."""
+    pieces = template.split("{}")
+    if len(pieces) != len(parts) + 1:
+        raise ValueError("placeholder count mismatch")
+    out = Q(pieces[0])
+    for part, text in zip(parts, pieces[1:]):
+        out = out + (part if isinstance(part, Q) else Q("?", (part,))) + text
+    return out
+
+
+def expr(compiler_schema: Schema, e) -> Q:
+    c = ExprCompiler(compiler_schema)
+    sql = c.compile(e)
+    return Q(sql, tuple(NOW if p is _NOW else p for p in c.params))
+
+
+@attrs.frozen
+class DueQuery:
+    sql: str
+    params: tuple
+
+    def bind(self, *, now, since, flow: str, step: int) -> list:
+        values = {"now": now, "since": since, "flow": flow, "step": step}
+        return [values[p.name] if isinstance(p, Named) else p for p in self.params]
+
+
+def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
+    if plan.subject == "order":
+        source = Q("FROM order_events e JOIN orders o ON o.id = e.order_id "
+                   "JOIN customers c ON c.id = o.customer_id LEFT JOIN reviews r ON r.order_id = o.id "
+                   "LEFT JOIN carts ct ON FALSE")
+    else:
+        source = Q("FROM customer_events e JOIN customers c ON c.id = e.customer_id "
+                   "LEFT JOIN orders o ON o.id = coalesce(e.order_id, (SELECT arg_max(id, placed_at) "
+                   "FROM orders WHERE customer_id = c.id)) "
+                   "LEFT JOIN reviews r ON r.order_id = o.id LEFT JOIN carts ct ON ct.id = e.cart_id")
+
+    def key() -> Q:
+        return q("concat({}, ':', {}, ':', e.id)", FLOW, STEP)
+
+    def all_of(exprs, empty: str) -> Q:
+        if not exprs:
+            return Q(empty)
+        out = Q("(")
+        for i, e in enumerate(exprs):
+            out = out + (" AND " if i else "") + q("coalesce({}, FALSE)", expr(schema, e))
+        return out + ")"
+
+    def any_of(exprs) -> Q:
+        if not exprs:
+            return Q("FALSE")
+        out = Q("(")
+        for i, e in enumerate(exprs):
+            out = out + (" OR " if i else "") + q("coalesce({}, FALSE)", expr(schema, e))
+        return out + ")"
+
+    unless = q("NOT coalesce({}, FALSE)", expr(schema, plan.unless)) if plan.unless is not None else Q("TRUE")
+    columns = ", ".join(f'c."{col}" AS "{col}"' for col in CUSTOMER_COLUMNS)
+    cap_window = plan.cap[1] if plan.cap else 0
+
+    def select() -> Q:
+        return q(
+            "SELECT {} AS key, e.id AS occurrence, o.id AS order_id, c.id AS customer_id,\n"
+            "  e.occurred_at + to_seconds({}) AS due_at, o.country AS ship_country, o.state AS ship_state,\n"
+            f"  {columns},\n"
+            "  {} AS guard_ok, {} AS unless_ok, {} AS exited,\n"
+            "  (SELECT list(DISTINCT coalesce(s.channel, '*')) FROM suppressions s\n"
+            "     WHERE s.customer_id = c.id AND s.occurred_at <= {}) AS suppressed,\n"
+            "  (SELECT list(struct_pack(channel := k.channel, level := k.level,\n"
+            "                           double_opt_in := k.double_opt_in_at IS NOT NULL))\n"
+            "     FROM consents k WHERE k.customer_id = c.id AND k.purpose IN ({}, 'any')\n"
+            "      AND k.granted_at <= {} AND (k.revoked_at IS NULL OR k.revoked_at > {})) AS consents,\n"
+            "  (SELECT max(l.send_at) FROM ledger l WHERE l.customer_id = c.id AND l.purpose = {}\n"
+            "      AND l.decision = 'send' AND l.send_at <= {}) AS last_send,\n"
+            "  (SELECT count(*) FROM ledger l WHERE l.customer_id = c.id AND l.purpose = {}\n"
+            "      AND l.decision = 'send' AND l.send_at > {} - to_seconds({})) AS cap_used,\n"
+            "  EXISTS (SELECT 1 FROM ledger l WHERE l.flow = {} AND l.decision = 'send'\n"
+            "      AND (l.order_id = o.id OR ({} = 'customer' AND l.customer_id = c.id))) AS once_used\n",
+            key(), step.offset, all_of(plan.guards, "TRUE"), unless, any_of(plan.exits),
+            NOW, plan.purpose, NOW, NOW, plan.purpose, NOW, plan.purpose, NOW, cap_window,
+            FLOW, plan.once_per or "",
+        ) + source
+
+    fresh = select() + q(
+        "\nWHERE e.event = {} AND e.occurred_at > {} - to_seconds({}) AND e.occurred_at <= {} - to_seconds({})"
+        "\n  AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.key = {})",
+        plan.event, SINCE, step.offset, NOW, step.offset, key())
+    deferred = select() + q(
+        "\nWHERE e.event = {} AND EXISTS (SELECT 1 FROM ledger l WHERE l.key = {}"
+        " AND l.decision = 'defer' AND l.send_at <= {})",
+        plan.event, key(), NOW)
+    whole = fresh + "\nUNION ALL\n" + deferred + "\nORDER BY due_at, key"
+    return DueQuery(whole.sql, whole.params)
