@@ -326,6 +326,16 @@ def demo(color: str) -> None:
     raise SystemExit(run_demo(color=_use_color(color, sys.stdout)))
 
 
+def _register_commands() -> None:
+    """Commands defined in their own modules (each imports only click at start-up)."""
+    from .simulate_cli import simulate_command
+
+    main.add_command(simulate_command)
+
+
+_register_commands()
+
+
 def run() -> None:
     """Console-script entry point (`linkstar`); `LinkstarGroup.main` owns every exit path."""
     main(prog_name="linkstar")

@@ -77,7 +77,7 @@ def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
                    "JOIN customers c ON c.id = o.customer_id LEFT JOIN reviews r ON r.order_id = o.id "
                    "LEFT JOIN carts ct ON FALSE")
     else:
-        source = Q("FROM customer_events e JOIN customers c ON c.id = e.customer_id "
+        source = q("FROM {} e JOIN customers c ON c.id = e.customer_id ", _customer_event_source(plan.event)) + Q(
                    "LEFT JOIN orders o ON o.id = coalesce(e.order_id, (SELECT arg_max(id, placed_at) "
                    "FROM orders WHERE customer_id = c.id)) "
                    "LEFT JOIN reviews r ON r.order_id = o.id LEFT JOIN carts ct ON ct.id = e.cart_id")
@@ -109,6 +109,7 @@ def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
         return q(
             "SELECT {} AS key, e.id AS occurrence, o.id AS order_id, c.id AS customer_id,\n"
             "  e.occurred_at + to_seconds({}) AS due_at, o.country AS ship_country, o.state AS ship_state,\n"
+            "  o.marketplace AS marketplace,\n"
             f"  {columns},\n"
             "  {} AS guard_ok, {} AS unless_ok, {} AS exited,\n"
             "  (SELECT list(DISTINCT coalesce(s.channel, '*')) FROM suppressions s\n"
@@ -138,3 +139,24 @@ def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
         plan.event, key(), NOW)
     whole = fresh + "\nUNION ALL\n" + deferred + "\nORDER BY due_at, key"
     return DueQuery(whole.sql, whole.params)
+
+
+def _customer_event_source(event: str) -> Q:
+    """The rows customer events come from; `last_order` and `birthday` are derived from profiles.
+
+    Neither holds user text: the SQL is fixed per event kind.
+    """
+    if event == "last_order":
+        return Q("(SELECT concat('last_order:', id, ':', epoch(last_order_at)) AS id, id AS customer_id, "
+                 "'last_order' AS event, last_order_at AS occurred_at, NULL AS cart_id, NULL AS order_id "
+                 "FROM customers WHERE last_order_at IS NOT NULL)")
+    if event == "birthday":
+        # One occurrence a year at local midnight, for the years the period touches (and the one
+        # before, for offsets); 29 February falls on 1 March in other years.
+        return q("(SELECT concat('birthday:', id, ':', y) AS id, id AS customer_id, 'birthday' AS event, "
+                 "timezone(coalesce(timezone, 'UTC'), CAST(make_date(CAST(y AS INTEGER), 1, 1) + "
+                 "CAST(birthday - make_date(year(birthday), 1, 1) AS INTEGER) AS TIMESTAMP)) AS occurred_at, "
+                 "NULL AS cart_id, NULL AS order_id "
+                 "FROM customers, range(year({}) - 1, year({}) + 1) AS years(y) WHERE birthday IS NOT NULL)",
+                 SINCE, NOW)
+    return Q("customer_events")

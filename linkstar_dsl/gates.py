@@ -1,0 +1,252 @@
+"""The gates every due message passes, in one fixed order, each with a typed reason.
+
+Order (SPEC.md, "Runtime semantics"): the trigger's `unless`, the `where` guards, `exit when`,
+`expire after`, the holdout, suppressions, channel choice (reachable, not suppressed on that
+channel, consent and friendship as the policies require), once-per, cooldown, cap, and last the
+send window in the recipient's local time.  Each gate lets the message through, defers it to a
+time, or skips it; the first gate that does not let it through decides.
+
+Defaults: a closed window and a cooldown defer (the message is still worth sending later); every
+other gate skips.  `expire after` bounds every deferral.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+from .compiler.plan import FlowPlan, Message, StepPlan
+from .policies import MARKET_COUNTRIES
+
+#: The reason codes, in gate order.
+REASONS = ("sent", "unless", "guard", "exited", "expired", "holdout", "suppressed", "no-channel",
+           "once", "cooldown", "cap", "window")
+
+#: Where a buyer is, when the profile does not say: the phone's country calling code.
+PHONE_PREFIXES = (("+81", "JP"), ("+49", "DE"), ("+33", "FR"), ("+39", "IT"), ("+34", "ES"),
+                  ("+31", "NL"), ("+44", "GB"), ("+82", "KR"), ("+886", "TW"), ("+852", "HK"),
+                  ("+86", "CN"), ("+65", "SG"), ("+61", "AU"), ("+64", "NZ"), ("+55", "BR"),
+                  ("+52", "MX"), ("+1", "US"))
+#: A country's default time zone, when neither the profile nor the phone settles it.
+COUNTRY_ZONES = {"JP": "Asia/Tokyo", "US": "America/New_York", "CA": "America/Toronto", "DE": "Europe/Berlin",
+                 "FR": "Europe/Paris", "IT": "Europe/Rome", "ES": "Europe/Madrid", "NL": "Europe/Amsterdam",
+                 "GB": "Europe/London", "IE": "Europe/Dublin", "KR": "Asia/Seoul", "TW": "Asia/Taipei",
+                 "HK": "Asia/Hong_Kong", "CN": "Asia/Shanghai", "SG": "Asia/Singapore",
+                 "AU": "Australia/Sydney", "NZ": "Pacific/Auckland", "BR": "America/Sao_Paulo",
+                 "MX": "America/Mexico_City", "BE": "Europe/Brussels", "AT": "Europe/Vienna"}
+ADDRESS = {"line": "line_user_id", "email": "email", "sms": "phone", "whatsapp": "whatsapp"}
+CONSENT_STRENGTH = {"implied": 0, "express": 1, "written": 2, "double_opt_in": 3}
+
+
+@attrs.frozen
+class Decision:
+    flow: str
+    step: int
+    key: str
+    order_id: str | None
+    customer_id: str
+    channel: str | None
+    template: str | None
+    decision: str  # send | defer | skip
+    reason: str
+    detail: str
+    due_at: datetime
+    send_at: datetime | None
+    purpose: str
+
+    def record(self) -> dict:
+        return {"flow": self.flow, "step": self.step + 1, "order_id": self.order_id,
+                "customer_id": self.customer_id, "channel": self.channel, "template": self.template,
+                "decision": self.decision, "reason": self.reason, "detail": self.detail,
+                "due_at": _iso(self.due_at), "send_at": _iso(self.send_at)}
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else None
+
+
+def bucket(*parts: str) -> int:
+    """A sticky 0–9999 bucket: the same inputs always land in the same bucket."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000
+
+
+def recipient_country(row: dict) -> str | None:
+    return row.get("country") or row.get("ship_country")
+
+
+def recipient_zone(row: dict) -> ZoneInfo:
+    """Customer time zone → phone country → shipping country → UTC."""
+    candidates = [row.get("timezone")]
+    phone = row.get("phone") or ""
+    candidates += [COUNTRY_ZONES.get(c) for p, c in PHONE_PREFIXES if phone.startswith(p)][:1]
+    candidates += [COUNTRY_ZONES.get(row.get("country") or ""), COUNTRY_ZONES.get(row.get("ship_country") or "")]
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def _markets_of(country: str | None) -> set[str]:
+    return {m for m, members in MARKET_COUNTRIES.items() if country in members}
+
+
+class _Verdict(Exception):
+    def __init__(self, decision: str, reason: str, detail: str, send_at=None, channel=None) -> None:
+        self.decision, self.reason, self.detail, self.send_at, self.channel = decision, reason, detail, send_at, channel
+
+
+def decide(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> Decision:
+    message = choose_message(plan, step, row["customer_id"])
+    try:
+        channel, send_at = _gates(plan, step, row, now)
+        verdict = _Verdict("send", "sent", f"via {channel}", send_at, channel)
+    except _Verdict as v:
+        verdict = v
+    return Decision(plan.name, step.index, row["key"], row.get("order_id"), row["customer_id"],
+                    verdict.channel, message.template if message else None, verdict.decision, verdict.reason,
+                    verdict.detail, row["due_at"], verdict.send_at, plan.purpose)
+
+
+def choose_message(plan: FlowPlan, step: StepPlan, customer_id: str) -> Message | None:
+    if len(step.messages) == 1:
+        return step.messages[0]
+    point = bucket("split", plan.name, str(step.index), customer_id) / 100
+    total = 0
+    for message in step.messages:
+        total += float(message.percent or 0)
+        if point < total:
+            return message
+    return step.messages[-1]
+
+
+def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[str, datetime]:
+    if not row["unless_ok"]:
+        raise _Verdict("skip", "unless", f"the trigger's `unless` event happened")
+    if not row["guard_ok"]:
+        raise _Verdict("skip", "guard", "a `where` condition is false at send time")
+    if row["exited"]:
+        raise _Verdict("skip", "exited", "an `exit when` condition is true")
+    due = row["due_at"]
+    deadline = due + timedelta(seconds=plan.expire) if plan.expire else None
+    if deadline is not None and now > deadline:
+        raise _Verdict("skip", "expired", f"due {_iso(due)}, expired after {plan.expire // 3600}h")
+    if plan.holdout is not None and bucket("holdout", plan.name, row["customer_id"]) < float(plan.holdout) * 100:
+        raise _Verdict("skip", "holdout", f"in the {plan.holdout}% holdout group")
+    suppressed = set(row.get("suppressed") or ())
+    if "*" in suppressed:
+        raise _Verdict("skip", "suppressed", "the customer is suppressed on every channel")
+    channel = _choose_channel(plan, step, row, suppressed)
+    if plan.once_per is not None and row["once_used"]:
+        raise _Verdict("skip", "once", f"already sent once per {plan.once_per}", channel=channel)
+    if plan.cooldown and row["last_send"] is not None:
+        free_at = row["last_send"] + timedelta(seconds=plan.cooldown)
+        if now < free_at:
+            if deadline is not None and free_at > deadline:
+                raise _Verdict("skip", "cooldown", f"cooldown until {_iso(free_at)}, after expiry", channel=channel)
+            raise _Verdict("defer", "cooldown", f"last {plan.purpose} message at {_iso(row['last_send'])}",
+                           send_at=free_at, channel=channel)
+    if plan.cap and row["cap_used"] >= plan.cap[0]:
+        raise _Verdict("skip", "cap", f"{row['cap_used']} {plan.purpose} messages in the cap window",
+                       channel=channel)
+    opens = next_opening(plan, channel, row, now)
+    if opens > now:
+        if deadline is not None and opens > deadline:
+            raise _Verdict("skip", "window", f"the window opens at {_iso(opens)}, after expiry", channel=channel)
+        zone = recipient_zone(row)
+        raise _Verdict("defer", "window", f"local time {now.astimezone(zone):%H:%M} {zone.key} is outside "
+                       f"the send window", send_at=opens, channel=channel)
+    return channel, now
+
+
+def _choose_channel(plan: FlowPlan, step: StepPlan, row: dict, suppressed: set) -> str:
+    reasons = []
+    for channel in step.channels:
+        problem = _channel_problem(plan, channel, row, suppressed)
+        if problem is None:
+            return channel
+        reasons.append(f"{channel}: {problem}")
+    raise _Verdict("skip", "no-channel", "; ".join(reasons) or "no channel")
+
+
+def _channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) -> str | None:
+    field = ADDRESS.get(channel)
+    if field is not None and not row.get(field):
+        return f"no {field.replace('_', ' ')}"
+    if channel == "amazon" and row.get("marketplace") != "amazon":
+        return "not an Amazon order"
+    if channel in suppressed:
+        return "suppressed"
+    markets = _markets_of(recipient_country(row))
+    consents = row.get("consents") or []
+    for ob in plan.obligations:
+        if ob.market is not None and ob.market not in markets:
+            continue
+        if ob.channels and channel not in ob.channels:
+            continue
+        if ob.requirement == "consent":
+            level = ob.args[0] if ob.args else "implied"
+            if not _consented(consents, channel, level):
+                return f"no {level.replace('_', ' ')} consent"
+        elif ob.requirement == "friend" and channel == "line" and not row.get("line_user_id"):
+            return "not a LINE friend"
+    return None
+
+
+def _consented(consents: list, channel: str, level: str) -> bool:
+    for c in consents:
+        if c["channel"] not in (channel, "any"):
+            continue
+        if level == "double_opt_in":
+            if c["double_opt_in"] or c["level"] == "double_opt_in":
+                return True
+        elif level in ("implied", "express_or_implied"):
+            return True
+        elif CONSENT_STRENGTH.get(c["level"], 0) >= CONSENT_STRENGTH.get(level, 0):
+            return True
+    return False
+
+
+def windows_for(plan: FlowPlan, channel: str, row: dict) -> list[tuple[int, int, str]]:
+    found = []
+    if plan.window is not None:
+        found.append((*plan.window, "the flow's window"))
+    country = recipient_country(row)
+    for lw in plan.legal_windows:
+        if country in lw.countries and (not lw.channels or channel in lw.channels):
+            found.append((lw.start, lw.end, lw.source))
+    return found
+
+
+def _inside(minute: int, start: int, end: int) -> bool:
+    return start <= minute < end if start < end else (minute >= start or minute < end)
+
+
+def next_opening(plan: FlowPlan, channel: str, row: dict, now: datetime) -> datetime:
+    """The first instant at or after `now` inside every window that applies, in local time."""
+    windows = windows_for(plan, channel, row)
+    if not windows:
+        return now
+    zone = recipient_zone(row)
+    local = now.astimezone(zone)
+
+    def allowed(t: datetime) -> bool:
+        minute = t.hour * 60 + t.minute
+        return all(_inside(minute, s, e) for s, e, _ in windows)
+
+    if allowed(local):
+        return now
+    candidates = []
+    for day in range(0, 3):
+        date = (local + timedelta(days=day)).date()
+        for start, _, _ in windows:
+            t = datetime(date.year, date.month, date.day, start // 60, start % 60, tzinfo=zone)
+            if t >= local and allowed(t):
+                candidates.append(t)
+    return min(candidates).astimezone(now.tzinfo) if candidates else now + timedelta(days=1)
