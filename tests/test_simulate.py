@@ -1,0 +1,174 @@
+"""Simulation over a real DuckDB store: each gate fires for the right reason, in local time."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from linkstar_dsl.checker import Env, check_text
+from linkstar_dsl.compiler.plan import plan_flow
+from linkstar_dsl.simulate import Simulation, scratch
+from linkstar_dsl.store import open_store
+
+UTC = timezone.utc
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+_OPEN: dict[str, object] = {}
+
+
+def _close(path: str) -> None:
+    """The simulation attaches the file read-only, which DuckDB allows once the writer is closed."""
+    con = _OPEN.pop(path, None)
+    if con is not None:
+        con.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "s.duckdb"
+    con = open_store(path)
+    _OPEN[str(path)] = con
+    yield con, str(path)
+    _close(str(path))
+
+
+def customer(con, cid, country="JP", tz="Asia/Tokyo", email=True, line=False, phone=None, source="shopify"):
+    con.execute("INSERT INTO customers (id, source, email, line_user_id, phone, locale, timezone, country) "
+                "VALUES (?, ?, ?, ?, ?, 'en', ?, ?)",
+                [cid, source, f"{cid}@example.com" if email else None, "U" + "0" * 32 if line else None,
+                 phone, tz, country])
+
+
+def order(con, oid, cid, country="JP", marketplace="shopify"):
+    con.execute("INSERT INTO orders (id, customer_id, marketplace, status, country, total, total_currency, placed_at) "
+                "VALUES (?, ?, ?, 'delivered', ?, 5000, 'JPY', TIMESTAMPTZ '2026-08-01 00:00:00+00')",
+                [oid, cid, marketplace, country])
+
+
+def event(con, eid, oid, name, when):
+    con.execute("INSERT INTO order_events VALUES (?, ?, ?, ?, NULL)", [eid, oid, name, at(when)])
+
+
+def simulate(path, flow_text, start, end, step="1h"):
+    _close(path)
+    report = check_text(flow_text, "t.flow")
+    assert report.errors == 0, [d.message for d in report.diagnostics]
+    env = Env.for_module(report.module)
+    plans = [plan_flow(f, env) for f in report.module.flows]
+    sim = Simulation(scratch(path), plans, env.schema)
+    hours = int(step[:-1])
+    return sim, sim.run(at(start), at(end), timedelta(hours=hours))
+
+
+SURVEY = """
+flow survey
+  purpose service
+  market JP
+  on delivered + 48h
+  where not refunded and order.marketplace == shopify
+  via line, email
+  send "survey"
+  between 10:00 and 18:00 local
+  expire after 1d
+"""
+
+
+def outcomes(decisions):
+    return {(d.order_id, d.decision, d.reason) for d in decisions}
+
+
+def test_guards_channels_and_window(store):
+    con, path = store
+    customer(con, "c1", line=True)            # LINE friend: LINE first
+    customer(con, "c2", email=False)          # no address at all
+    customer(con, "c3")                       # email only
+    customer(con, "c4")
+    for i in range(1, 5):
+        order(con, f"o{i}", f"c{i}")
+    event(con, "e1", "o1", "delivered", "2026-08-03 03:00:00")  # due 05 Aug 12:00 JST: inside the window
+    event(con, "e2", "o2", "delivered", "2026-08-03 03:00:00")
+    event(con, "e3", "o3", "delivered", "2026-08-03 12:00:00")  # due 05 Aug 21:00 JST: deferred to 10:00
+    event(con, "e4", "o4", "delivered", "2026-08-03 03:00:00")
+    event(con, "r4", "o4", "refunded", "2026-08-04 00:00:00")
+    _, decisions = simulate(path, SURVEY, "2026-08-03 00:00:00", "2026-08-07 00:00:00")
+    assert outcomes(decisions) == {
+        ("o1", "send", "sent"), ("o2", "skip", "no-channel"), ("o3", "defer", "window"),
+        ("o3", "send", "sent"), ("o4", "skip", "guard")}
+    sent = {d.order_id: d for d in decisions if d.decision == "send"}
+    assert sent["o1"].channel == "line" and sent["o3"].channel == "email"
+    assert sent["o3"].send_at == at("2026-08-06 01:00:00")   # 10:00 in Tokyo
+    skipped = next(d for d in decisions if d.order_id == "o2")
+    assert skipped.detail == "line: no line user id; email: no email"
+
+
+def test_expiry_bounds_a_deferral(store):
+    con, path = store
+    customer(con, "c1")
+    order(con, "o1", "c1")
+    event(con, "e1", "o1", "delivered", "2026-08-03 12:00:00")
+    flow = SURVEY.replace("expire after 1d", "expire after 2h")
+    _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-07 00:00:00")
+    assert outcomes(decisions) == {("o1", "skip", "window")}
+
+
+def test_send_window_follows_daylight_saving_time(store):
+    con, path = store
+    customer(con, "c1", country="US", tz="America/New_York")
+    order(con, "o1", "c1", country="US")
+    # Due 2026-11-01 03:00 UTC = 31 Oct 23:00 EDT; clocks go back that night, so 09:00 is EST (UTC-5).
+    event(con, "e1", "o1", "shipped", "2026-11-01 03:00:00")
+    flow = ("on shipped via email purpose transactional market US between 09:00 and 17:00 local "
+            "where order.marketplace == shopify")
+    _, decisions = simulate(path, flow, "2026-10-31 00:00:00", "2026-11-02 00:00:00")
+    sent = [d for d in decisions if d.decision == "send"]
+    assert len(sent) == 1 and sent[0].send_at == at("2026-11-01 14:00:00")
+
+
+def test_suppression_consent_and_once(store):
+    con, path = store
+    for cid in ("c1", "c2", "c3"):
+        customer(con, cid, country="DE", tz="Europe/Berlin", source="shopify")
+        order(con, "o" + cid[1:], cid, country="DE")
+        event(con, "e" + cid[1:], "o" + cid[1:], "delivered", "2026-08-03 08:00:00")
+    con.execute("INSERT INTO suppressions VALUES ('c1', NULL, 'unsubscribed', TIMESTAMPTZ '2026-07-01 00:00:00+00', 'test')")
+    con.execute("INSERT INTO consents VALUES ('c3', 'email', 'marketing', 'express', "
+                "TIMESTAMPTZ '2026-01-01 00:00:00+00', NULL, 'checkout', TIMESTAMPTZ '2026-01-02 00:00:00+00', NULL)")
+    flow = ("flow promo purpose marketing market DE on delivered + 1d where order.marketplace != amazon "
+            "via email send \"promo\" once per order cooldown 7d per customer")
+    _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-06 00:00:00")
+    assert outcomes(decisions) == {("o1", "skip", "suppressed"), ("o2", "skip", "no-channel"),
+                                   ("o3", "send", "sent")}
+    no_consent = next(d for d in decisions if d.order_id == "o2")
+    assert no_consent.detail == "email: no double opt in consent"
+
+
+def test_replaying_the_same_clock_sends_nothing_new(store):
+    con, path = store
+    customer(con, "c1")
+    order(con, "o1", "c1")
+    event(con, "e1", "o1", "delivered", "2026-08-03 03:00:00")
+    sim, first = simulate(path, SURVEY, "2026-08-03 00:00:00", "2026-08-07 00:00:00")
+    assert [d.decision for d in first] == ["send"]
+    again = sim.run(at("2026-08-03 00:00:00"), at("2026-08-07 00:00:00"), timedelta(hours=1))
+    assert again == first  # nothing was added: every occurrence is already decided
+
+
+def test_output_is_deterministic(store):
+    con, path = store
+    for i in range(20):
+        customer(con, f"c{i}", line=i % 2 == 0)
+        order(con, f"o{i}", f"c{i}")
+        event(con, f"e{i}", f"o{i}", "delivered", f"2026-08-03 {i % 24:02d}:00:00")
+    flow = SURVEY.replace("  expire after 1d\n", "  holdout 20%\n")
+    runs = []
+    for _ in range(2):
+        _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-08 00:00:00")
+        runs.append([json.dumps(d.record(), sort_keys=True) for d in decisions])
+    assert runs[0] == runs[1]
+    assert any('"reason": "holdout"' in r for r in runs[0])
