@@ -108,3 +108,12 @@ def test_standard_policies_parse_and_cite_their_sources():
     for policy in policies:
         for rule in policy.rules:
             assert isinstance(rule.cite, ast.StringLit) and rule.cite.value, (policy.subject.value, rule)
+
+
+def test_spec_lists_every_diagnostic_code():
+    from pathlib import Path
+
+    from linkstar_dsl.codes import CODES
+
+    spec = (Path(__file__).resolve().parents[1] / "SPEC.md").read_text(encoding="utf-8")
+    assert [code for code in CODES if f"| `{code}` |" not in spec] == []
