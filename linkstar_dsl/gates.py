@@ -23,7 +23,7 @@ from .policies import MARKET_COUNTRIES
 
 #: The reason codes, in gate order.
 REASONS = ("sent", "unless", "guard", "exited", "expired", "holdout", "suppressed", "no-channel",
-           "once", "cooldown", "cap", "window")
+           "once", "cooldown", "cap", "at-time", "window")
 
 #: Where a buyer is, when the profile does not say: the phone's country calling code.
 PHONE_PREFIXES = (("+81", "JP"), ("+49", "DE"), ("+33", "FR"), ("+39", "IT"), ("+34", "ES"),
@@ -155,6 +155,11 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
     if plan.cap and row["cap_used"] >= plan.cap[0]:
         raise _Verdict("skip", "cap", f"{row['cap_used']} {plan.purpose} messages in the cap window",
                        channel=channel)
+    if plan.at_local is not None:
+        at = local_time_after(row["due_at"], plan.at_local, recipient_zone(row))
+        if now < at:
+            raise _Verdict("defer", "at-time", f"due at {plan.at_local[0]:02d}:{plan.at_local[1]:02d} local",
+                           send_at=at, channel=channel)
     opens = next_opening(plan, channel, row, now)
     if opens > now:
         if deadline is not None and opens > deadline:
@@ -211,6 +216,17 @@ def _consented(consents: list, channel: str, level: str) -> bool:
         elif CONSENT_STRENGTH.get(c["level"], 0) >= CONSENT_STRENGTH.get(level, 0):
             return True
     return False
+
+
+def local_time_after(moment: datetime, hour_minute: tuple[int, int], zone: ZoneInfo) -> datetime:
+    """The first instant at or after `moment` whose local time in `zone` is hour:minute."""
+    local = moment.astimezone(zone)
+    for day in range(0, 3):
+        date = (local + timedelta(days=day)).date()
+        candidate = datetime(date.year, date.month, date.day, *hour_minute, tzinfo=zone)
+        if candidate >= local:
+            return candidate.astimezone(moment.tzinfo)
+    return moment
 
 
 def windows_for(plan: FlowPlan, channel: str, row: dict) -> list[tuple[int, int, str]]:

@@ -172,3 +172,17 @@ def test_output_is_deterministic(store):
         runs.append([json.dumps(d.record(), sort_keys=True) for d in decisions])
     assert runs[0] == runs[1]
     assert any('"reason": "holdout"' in r for r in runs[0])
+
+
+def test_at_time_local_waits_for_the_local_hour(store):
+    con, path = store
+    customer(con, "c1", country="JP", tz="Asia/Tokyo")
+    order(con, "o1", "c1")
+    event(con, "e1", "o1", "shipped", "2026-08-03 03:00:00")  # 12:00 in Tokyo
+    flow = ("on shipped + 1d at 09:30 local via email purpose transactional market JP "
+            "where order.marketplace == shopify")
+    _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-06 00:00:00")
+    sent = [d for d in decisions if d.decision == "send"]
+    # due 4 Aug 12:00 JST; the next 09:30 JST is 5 Aug 09:30 = 00:30 UTC; the hourly clock sends at 01:00.
+    assert [d.reason for d in decisions] == ["at-time", "sent"]
+    assert sent[0].send_at == at("2026-08-05 01:00:00")
