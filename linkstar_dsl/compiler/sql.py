@@ -88,12 +88,13 @@ class ExprCompiler:
         raise Unsupported(f"cannot compile the name {e.dotted}")
 
     def _event_exists(self, event: str, within: ast.DurationLit | None) -> str:
+        # Parameters are appended in the order their `?` appear: build the text left to right.
         table, key, owner = self._event_source(event)
-        window = ""
+        sql = f"EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = {owner} AND x.event = {self.param(event)}"
+        sql += f" AND x.occurred_at <= {self.now()}"
         if within is not None:
-            window = f" AND x.occurred_at > {self.now()} - to_seconds({self.param(within.seconds)})"
-        return (f"EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = {owner} AND x.event = {self.param(event)}"
-                f" AND x.occurred_at <= {self.now()}{window})")
+            sql += f" AND x.occurred_at > {self.now()} - to_seconds({self.param(within.seconds)})"
+        return sql + ")"
 
     def _event_source(self, event: str) -> tuple[str, str, str]:
         subject = self.schema.events[event].subject.value
@@ -117,7 +118,7 @@ class ExprCompiler:
                 column = self.compile(other)
                 amount = self.param(money.amount)
                 currency = self.param(money.currency)
-                cmp = f"{amount} {_flip(op)} {column}" if flipped else f"{column} {op} {amount}"
+                cmp = f"{amount} {op} {column}" if flipped else f"{column} {op} {amount}"
                 same = f"{column.rsplit('.', 1)[0]}.\"{_currency_column(other)}\" = {currency}"
                 if op == "<>":
                     return f"(NOT ({column} = {amount} AND {same}))"
@@ -125,12 +126,13 @@ class ExprCompiler:
         return f"({self.compile(e.left)} {op} {self.compile(e.right)})"
 
     def _Member(self, e: ast.Member) -> str:
-        item = self.compile(e.item)
         if isinstance(e.container, ast.ListExpr):
+            item = self.compile(e.item)
             values = ", ".join(self.compile(i) for i in e.container.items) or "NULL"
             sql = f"({item} IN ({values}))"
         else:
-            sql = f"list_contains({self.compile(e.container)}, {item})"
+            container = self.compile(e.container)
+            sql = f"list_contains({container}, {self.compile(e.item)})"
         return f"(NOT coalesce({sql}, FALSE))" if e.negated else sql
 
     def _Presence(self, e: ast.Presence) -> str:
@@ -154,10 +156,11 @@ class ExprCompiler:
             scope = f"x.order_id IN (SELECT id FROM orders WHERE customer_id = c.id)"
         else:
             scope = f"x.{key} = {owner}"
-        window = (f" AND x.occurred_at > {self.now()} - to_seconds({self.param(within.seconds)})"
-                  if within is not None else "")
-        return (f"(SELECT count(*) FROM {table} x WHERE {scope} AND x.event = {self.param(event)}"
-                f" AND x.occurred_at <= {self.now()}{window})")
+        sql = f"(SELECT count(*) FROM {table} x WHERE {scope} AND x.event = {self.param(event)}"
+        sql += f" AND x.occurred_at <= {self.now()}"
+        if within is not None:
+            sql += f" AND x.occurred_at > {self.now()} - to_seconds({self.param(within.seconds)})"
+        return sql + ")"
 
     def _Arith(self, e: ast.Arith) -> str:
         return f"({self.compile(e.left)} {e.op} {self.compile(e.right)})"
@@ -181,10 +184,6 @@ _NOW = _Now()
 
 def bind(params: list, now) -> list:
     return [now if p is _NOW else p for p in params]
-
-
-def _flip(op: str) -> str:
-    return {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
 
 
 def _currency_column(expr) -> str:

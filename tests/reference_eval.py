@@ -1,0 +1,137 @@
+"""A straightforward per-row evaluator of guard expressions, written for the tests.
+
+It reads plain Python dicts (one order, its customer, its review, every event) and follows
+SPEC.md's rules directly: missing values make a condition false, money compares only within one
+currency, a bare event is true when it happened at or before now.  The SQL compiler must agree
+with it on every input.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from linkstar_dsl import ast
+
+MISSING = None
+
+
+class Reference:
+    def __init__(self, schema, now, order, customer, review, order_events, customer_events, all_orders):
+        self.schema, self.now = schema, now
+        self.records = {"order": order, "customer": customer, "review": review or {}}
+        self.order_events = order_events  # [(order_id, event, at)]
+        self.customer_events = customer_events  # [(customer_id, event, at)]
+        self.all_orders = all_orders
+
+    def truth(self, expr) -> bool:
+        return self.value(expr) is True
+
+    def value(self, e):
+        kind = type(e).__name__
+        return getattr(self, "_" + kind)(e)
+
+    def _IntLit(self, e):
+        return e.value
+
+    def _DecimalLit(self, e):
+        return e.value
+
+    def _PercentLit(self, e):
+        return e.value / Decimal(100)
+
+    def _StringLit(self, e):
+        return e.value
+
+    def _BoolLit(self, e):
+        return e.value
+
+    def _DurationLit(self, e):
+        return timedelta(seconds=e.seconds)
+
+    def _Path(self, e):
+        head = e.parts[0].value
+        if head in self.records and len(e.parts) == 2:
+            return self.records[head].get(e.parts[1].value)
+        if head in self.schema.events:
+            return self._happened(head, None)
+        return head  # an enum value
+
+    def _happened(self, event, within):
+        subject = self.schema.events[event].subject.value
+        if subject == "order":
+            times = [at for oid, ev, at in self.order_events if oid == self.records["order"]["id"] and ev == event]
+        else:
+            times = [at for cid, ev, at in self.customer_events if cid == self.records["customer"]["id"] and ev == event]
+        return any(at <= self.now and (within is None or at > self.now - within) for at in times)
+
+    def _Not(self, e):
+        return not (self.value(e.operand) is True)
+
+    def _BoolOp(self, e):
+        values = [self.value(o) is True for o in e.operands]
+        return all(values) if e.op == "and" else any(values)
+
+    def _Compare(self, e):
+        for money, other, flipped in ((e.right, e.left, False), (e.left, e.right, True)):
+            if isinstance(money, ast.MoneyLit):
+                amount = self.value(other)
+                currency = self.records[other.parts[0].value].get(f"{other.parts[1].value}_currency")
+                if amount is None:
+                    return False
+                same = currency == money.currency
+                if e.op == "!=":
+                    return not (amount == money.amount and same)
+                left, right = (money.amount, amount) if flipped else (amount, money.amount)
+                return _cmp(e.op, left, right) and same
+        left, right = self.value(e.left), self.value(e.right)
+        if left is None or right is None:
+            return MISSING
+        return _cmp(e.op, left, right)
+
+    def _Member(self, e):
+        item = self.value(e.item)
+        container = [self.value(i) for i in e.container.items] if isinstance(e.container, ast.ListExpr) \
+            else self.value(e.container)
+        if item is None or container is None:
+            result = MISSING
+        else:
+            result = item in container
+        if e.negated:
+            return not (result is True)
+        return result
+
+    def _Presence(self, e):
+        present = self.value(e.operand) is not None
+        return not present if e.missing else present
+
+    def _Within(self, e):
+        return self._happened(e.operand.dotted, timedelta(seconds=e.duration.seconds))
+
+    def _Call(self, e):
+        arg = e.args[0]
+        within = timedelta(seconds=arg.duration.seconds) if isinstance(arg, ast.Within) else None
+        event = (arg.operand if isinstance(arg, ast.Within) else arg).dotted
+        subject = self.schema.events[event].subject.value
+        cid = self.records["customer"]["id"]
+        if subject == "order":
+            mine = {o["id"] for o in self.all_orders if o["customer_id"] == cid}
+            times = [at for oid, ev, at in self.order_events if oid in mine and ev == event]
+        else:
+            times = [at for c, ev, at in self.customer_events if c == cid and ev == event]
+        return sum(1 for at in times if at <= self.now and (within is None or at > self.now - within))
+
+    def _Arith(self, e):
+        left, right = self.value(e.left), self.value(e.right)
+        if left is None or right is None:
+            return MISSING
+        return {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
+                "/": lambda: left / right}[e.op]()
+
+    def _Negate(self, e):
+        v = self.value(e.operand)
+        return None if v is None else (-v if e.sign == "-" else v)
+
+
+def _cmp(op, a, b):
+    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
