@@ -129,3 +129,35 @@ def simulate_command(flows, db, start, end, step, fmt) -> None:
             sys.stdout.write(json.dumps(d.record(), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(format_timeline(decisions))
+
+
+@click.command("explain")
+@click.argument("flows", nargs=-1, required=True)
+@click.option("--db", "db", required=True, help="The DuckDB store to read (never written).")
+@click.option("--order", "order_id", help="The order to explain.")
+@click.option("--customer", "customer_id", help="The customer to explain (customer-event flows).")
+@click.option("--flow", "flow_name", help="Only this flow.")
+@click.option("--at", "at", help="The time to evaluate at (default: now).")
+def explain_command(flows, db, order_id, customer_id, flow_name, at) -> None:
+    """Why did (or didn't) this order get this message? Every gate, with the values behind it."""
+    from pathlib import Path
+
+    if bool(order_id) == bool(customer_id):
+        raise click.UsageError("give exactly one of --order ID or --customer ID")
+    when = parse_instant(at) if at else datetime.now(timezone.utc)
+    if not Path(db).is_file():
+        raise click.UsageError(f"{db}: no such database")
+    plans, schema = load_plans(flows)
+    if flow_name is not None and flow_name not in {p.name for p in plans}:
+        from .suggest import did_you_mean
+
+        guess = did_you_mean(flow_name, [p.name for p in plans])
+        raise click.UsageError(f"no flow named {flow_name}" + (f"; did you mean {guess}?" if guess else ""))
+    from .explain import explain, render
+    from .simulate import scratch
+
+    con = scratch(db)
+    subject = order_id or customer_id
+    traces = explain(con, plans, schema, subject, when, flow_name)
+    label = f"order {order_id}" if order_id else f"customer {customer_id}"
+    sys.stdout.write(render(traces, label, when))

@@ -186,3 +186,26 @@ def test_at_time_local_waits_for_the_local_hour(store):
     # due 4 Aug 12:00 JST; the next 09:30 JST is 5 Aug 09:30 = 00:30 UTC; the hourly clock sends at 01:00.
     assert [d.reason for d in decisions] == ["at-time", "sent"]
     assert sent[0].send_at == at("2026-08-05 01:00:00")
+
+
+def test_explain_shows_each_gate_with_its_value(store):
+    from linkstar_dsl.explain import explain, render
+
+    con, path = store
+    customer(con, "c1", line=False)
+    order(con, "o1", "c1")
+    event(con, "e1", "o1", "delivered", "2026-08-03 03:00:00")
+    event(con, "r1", "o1", "refunded", "2026-08-04 00:00:00")
+    _close(path)
+    report = check_text(SURVEY, "t.flow")
+    env = Env.for_module(report.module)
+    plans = [plan_flow(f, env) for f in report.module.flows]
+    traces = explain(scratch(path), plans, env.schema, "o1", at("2026-08-05 04:00:00"))
+    (trace,) = traces
+    assert trace.outcome.startswith("SKIP (guard)")
+    checks = {c.detail: c.ok for c in trace.checks}
+    assert checks["`not refunded` is false"] is False
+    assert checks["`order.marketplace == shopify` is true"] is True
+    assert checks["no line user id"] is False
+    text = render(traces, "order o1", at("2026-08-05 04:00:00"))
+    assert "✗ where" in text and "channel line" in text

@@ -31,6 +31,7 @@ class Named:
 
 
 NOW, SINCE, FLOW, STEP = Named("now"), Named("since"), Named("flow"), Named("step")
+SUBJECT = Named("subject")
 
 
 @attrs.frozen
@@ -66,12 +67,52 @@ class DueQuery:
     sql: str
     params: tuple
 
-    def bind(self, *, now, since, flow: str, step: int) -> list:
-        values = {"now": now, "since": since, "flow": flow, "step": step}
+    def bind(self, *, now, since=None, flow: str, step: int, subject: str | None = None) -> list:
+        values = {"now": now, "since": since, "flow": flow, "step": step, "subject": subject}
         return [values[p.name] if isinstance(p, Named) else p for p in self.params]
 
 
+def conjuncts(e) -> list:
+    """The top-level `and` operands of a condition (the condition itself if it is not an `and`)."""
+    from .. import ast
+
+    if isinstance(e, ast.BoolOp) and e.op == "and":
+        return [c for op in e.operands for c in conjuncts(op)]
+    return [e]
+
+
 def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
+    """The tick query: occurrences due in (since, now] and deferrals now due, not yet decided."""
+    select = _select(plan, step, schema)
+    fresh = select() + q(
+        "\nWHERE e.event = {} AND e.occurred_at > {} - to_seconds({}) AND e.occurred_at <= {} - to_seconds({})"
+        "\n  AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.key = {})",
+        plan.event, SINCE, step.offset, NOW, step.offset, _key())
+    deferred = select() + q(
+        "\nWHERE e.event = {} AND EXISTS (SELECT 1 FROM ledger l WHERE l.key = {}"
+        " AND l.decision = 'defer' AND l.send_at <= {})",
+        plan.event, _key(), NOW)
+    whole = fresh + "\nUNION ALL\n" + deferred + "\nORDER BY due_at, key"
+    return DueQuery(whole.sql, whole.params)
+
+
+def build_explain(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
+    """Every occurrence of the trigger for one order or customer, with each guard's own value."""
+    extra = Q("")
+    for i, part in enumerate(c for g in plan.guards for c in conjuncts(g)):
+        extra = extra + q(",\n  {} AS \"guard_" + str(i) + "\"", expr(schema, part))
+    for i, part in enumerate(plan.exits):
+        extra = extra + q(",\n  {} AS \"exit_" + str(i) + "\"", expr(schema, part))
+    whole = _select(plan, step, schema, extra)() + q(
+        "\nWHERE e.event = {} AND (o.id = {} OR c.id = {})\nORDER BY due_at, key", plan.event, SUBJECT, SUBJECT)
+    return DueQuery(whole.sql, whole.params)
+
+
+def _key() -> Q:
+    return q("concat({}, ':', {}, ':', e.id)", FLOW, STEP)
+
+
+def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q("")):
     if plan.subject == "order":
         source = Q("FROM order_events e JOIN orders o ON o.id = e.order_id "
                    "JOIN customers c ON c.id = o.customer_id LEFT JOIN reviews r ON r.order_id = o.id "
@@ -81,9 +122,6 @@ def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
                    "LEFT JOIN orders o ON o.id = coalesce(e.order_id, (SELECT arg_max(id, placed_at) "
                    "FROM orders WHERE customer_id = c.id)) "
                    "LEFT JOIN reviews r ON r.order_id = o.id LEFT JOIN carts ct ON ct.id = e.cart_id")
-
-    def key() -> Q:
-        return q("concat({}, ':', {}, ':', e.id)", FLOW, STEP)
 
     def all_of(exprs, empty: str) -> Q:
         if not exprs:
@@ -123,22 +161,13 @@ def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
             "  (SELECT count(*) FROM ledger l WHERE l.customer_id = c.id AND l.purpose = {}\n"
             "      AND l.decision = 'send' AND l.send_at > {} - to_seconds({})) AS cap_used,\n"
             "  EXISTS (SELECT 1 FROM ledger l WHERE l.flow = {} AND l.decision = 'send'\n"
-            "      AND (l.order_id = o.id OR ({} = 'customer' AND l.customer_id = c.id))) AS once_used\n",
-            key(), step.offset, all_of(plan.guards, "TRUE"), unless, any_of(plan.exits),
+            "      AND (l.order_id = o.id OR ({} = 'customer' AND l.customer_id = c.id))) AS once_used{}\n",
+            _key(), step.offset, all_of(plan.guards, "TRUE"), unless, any_of(plan.exits),
             NOW, plan.purpose, NOW, NOW, plan.purpose, NOW, plan.purpose, NOW, cap_window,
-            FLOW, plan.once_per or "",
+            FLOW, plan.once_per or "", extra,
         ) + source
 
-    fresh = select() + q(
-        "\nWHERE e.event = {} AND e.occurred_at > {} - to_seconds({}) AND e.occurred_at <= {} - to_seconds({})"
-        "\n  AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.key = {})",
-        plan.event, SINCE, step.offset, NOW, step.offset, key())
-    deferred = select() + q(
-        "\nWHERE e.event = {} AND EXISTS (SELECT 1 FROM ledger l WHERE l.key = {}"
-        " AND l.decision = 'defer' AND l.send_at <= {})",
-        plan.event, key(), NOW)
-    whole = fresh + "\nUNION ALL\n" + deferred + "\nORDER BY due_at, key"
-    return DueQuery(whole.sql, whole.params)
+    return select
 
 
 def _customer_event_source(event: str) -> Q:
@@ -157,6 +186,7 @@ def _customer_event_source(event: str) -> Q:
                  "timezone(coalesce(timezone, 'UTC'), CAST(make_date(CAST(y AS INTEGER), 1, 1) + "
                  "CAST(birthday - make_date(year(birthday), 1, 1) AS INTEGER) AS TIMESTAMP)) AS occurred_at, "
                  "NULL AS cart_id, NULL AS order_id "
-                 "FROM customers, range(year({}) - 1, year({}) + 1) AS years(y) WHERE birthday IS NOT NULL)",
+                 "FROM customers, range(year(CAST({} AS TIMESTAMPTZ)) - 1, year(CAST({} AS TIMESTAMPTZ)) + 1) AS years(y) "
+                 "WHERE birthday IS NOT NULL)",
                  SINCE, NOW)
     return Q("customer_events")

@@ -1,0 +1,140 @@
+"""`linkstar explain`: why an order (or customer) did or did not get a flow's message.
+
+For every flow whose trigger happened to the order, it evaluates each step's gates one by one at a
+given time, with the values behind each verdict (`not refunded` is false, local time 22:14
+Asia/Tokyo is outside 10:00–18:00, last service message 12 days ago, cooldown 30d), then states
+the outcome the runtime would record, and what the ledger already holds for it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import attrs
+
+from .compiler.due import build_explain, conjuncts
+from .compiler.plan import FlowPlan, StepPlan
+from .gates import (_channel_problem, _iso, bucket, decide, local_time_after, next_opening,
+                    recipient_zone, windows_for)
+
+
+@attrs.frozen
+class Check:
+    gate: str
+    ok: bool | None  # True passes, False stops, None: does not apply
+    detail: str
+
+
+@attrs.frozen
+class Trace:
+    flow: str
+    step: int
+    key: str
+    order_id: str | None
+    customer_id: str
+    due_at: datetime
+    checks: tuple[Check, ...]
+    outcome: str
+    recorded: str | None
+
+
+def explain(con, plans: list[FlowPlan], schema, subject: str, at: datetime,
+            flow_name: str | None = None) -> list[Trace]:
+    traces = []
+    for plan in plans:
+        if flow_name is not None and plan.name != flow_name:
+            continue
+        for step in plan.steps:
+            query = build_explain(plan, step, schema)
+            cursor = con.execute(query.sql, query.bind(now=at, since=at - timedelta(days=366), flow=plan.name,
+                                                      step=step.index, subject=subject))
+            names = [d[0] for d in cursor.description]
+            for values in cursor.fetchall():
+                row = dict(zip(names, values))
+                traces.append(_trace(con, plan, step, row, at))
+    return traces
+
+
+def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trace:
+    checks: list[Check] = []
+    due = row["due_at"]
+    offset = timedelta(seconds=step.offset)
+    checks.append(Check("trigger", True, f"{plan.event} at {_iso(due - offset)}; due {_iso(due)}"
+                        + (" (not yet)" if due > at else "")))
+    if plan.unless is not None:
+        checks.append(Check("unless", bool(row["unless_ok"]),
+                            f"`{plan.unless.span.text}` is {'false' if row['unless_ok'] else 'true'}"))
+    for i, part in enumerate(c for g in plan.guards for c in conjuncts(g)):
+        value = row.get(f"guard_{i}")
+        checks.append(Check("where", value is True, f"`{part.span.text}` is {_word(value)}"))
+    for i, part in enumerate(plan.exits):
+        value = row.get(f"exit_{i}")
+        checks.append(Check("exit when", value is not True, f"`{part.span.text}` is {_word(value)}"))
+    if plan.expire:
+        deadline = due + timedelta(seconds=plan.expire)
+        checks.append(Check("expire", at <= deadline, f"expires {_iso(deadline)}"))
+    if plan.holdout is not None:
+        b = bucket("holdout", plan.name, row["customer_id"])
+        held = b < float(plan.holdout) * 100
+        checks.append(Check("holdout", not held, f"bucket {b / 100:.2f}% against {plan.holdout}%"))
+    suppressed = set(row.get("suppressed") or ())
+    checks.append(Check("suppression", "*" not in suppressed,
+                        "suppressed on " + (", ".join(sorted(suppressed)) if suppressed else "nothing")))
+    for channel in step.channels:
+        problem = _channel_problem(plan, channel, row, suppressed)
+        checks.append(Check(f"channel {channel}", problem is None, problem or "usable"))
+    if plan.once_per:
+        checks.append(Check("once", not row["once_used"], f"once per {plan.once_per}: "
+                            + ("already sent" if row["once_used"] else "not sent yet")))
+    if plan.cooldown:
+        last = row["last_send"]
+        ok = last is None or at >= last + timedelta(seconds=plan.cooldown)
+        checks.append(Check("cooldown", ok, f"last {plan.purpose} message "
+                            + (_iso(last) if last else "never") + f", cooldown {plan.cooldown // 86400}d"
+                            if plan.cooldown % 86400 == 0 else f", cooldown {plan.cooldown // 3600}h"))
+    if plan.cap:
+        checks.append(Check("cap", row["cap_used"] < plan.cap[0],
+                            f"{row['cap_used']} of {plan.cap[0]} {plan.purpose} messages in the window"))
+    zone = recipient_zone(row)
+    if plan.at_local is not None:
+        when = local_time_after(due, plan.at_local, zone)
+        checks.append(Check("at time", at >= when, f"at {plan.at_local[0]:02d}:{plan.at_local[1]:02d} {zone.key}: {_iso(when)}"))
+    channel = next((c for c in step.channels if _channel_problem(plan, c, row, suppressed) is None), None)
+    if channel is not None:
+        windows = windows_for(plan, channel, row)
+        if windows:
+            opens = next_opening(plan, channel, row, at)
+            spans = "; ".join(f"{s // 60:02d}:{s % 60:02d}–{e // 60:02d}:{e % 60:02d} ({why})" for s, e, why in windows)
+            checks.append(Check("window", opens <= at, f"local time {at.astimezone(zone):%Y-%m-%d %H:%M} "
+                                f"{zone.key}; open {spans}" + ("" if opens <= at else f"; opens {_iso(opens)}")))
+    if due > at:
+        outcome = f"not due yet: due {_iso(due)}"
+    else:
+        d = decide(plan, step, row, at)
+        outcome = {"send": f"SEND via {d.channel} at {_iso(d.send_at)}",
+                   "defer": f"DEFER ({d.reason}) until {_iso(d.send_at)}: {d.detail}",
+                   "skip": f"SKIP ({d.reason}): {d.detail}"}[d.decision]
+    recorded = con.execute("SELECT decision, reason, send_at FROM ledger WHERE key = ?", [row["key"]]).fetchone()
+    recorded_text = (f"{recorded[0]} ({recorded[1]})" + (f" at {_iso(recorded[2])}" if recorded[2] else "")
+                     if recorded else None)
+    return Trace(plan.name, step.index, row["key"], row.get("order_id"), row["customer_id"], due,
+                 tuple(checks), outcome, recorded_text)
+
+
+def _word(value) -> str:
+    return "true" if value is True else "false" if value is False else "unknown (missing data)"
+
+
+def render(traces: list[Trace], subject: str, at: datetime) -> str:
+    if not traces:
+        return f"no flow was triggered for {subject} by {_iso(at)}\n"
+    lines = [f"{subject} at {_iso(at)}", ""]
+    for t in traces:
+        lines.append(f"flow {t.flow}, step {t.step + 1} (order {t.order_id}, customer {t.customer_id}): {t.outcome}")
+        for c in t.checks:
+            mark = "✓" if c.ok else "✗" if c.ok is False else "·"
+            lines.append(f"  {mark} {c.gate:<16} {c.detail}")
+        if t.recorded:
+            lines.append(f"  ledger: {t.recorded}")
+        lines.append("")
+    return "\n".join(lines)
