@@ -19,7 +19,7 @@ from decimal import Decimal
 from functools import cache
 
 import attrs
-from lark import Lark, Token, UnexpectedInput
+from lark import Lark, Token, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ast
 from .diagnostics import Diagnostic, Severity, make
@@ -28,12 +28,6 @@ from .source import SourceFile, Span
 
 #: Syntax errors reported per file before giving up on the rest.
 MAX_SYNTAX_ERRORS = 20
-
-#: Words that begin a clause, a rule or a top-level item; recovery resynchronises on them.
-CLAUSE_WORDS = frozenset(
-    "flow on purpose market where via send split between cooldown cap expire exit holdout "
-    "once step policy import forbid keep pause entity enum event".split()
-)
 
 
 @attrs.frozen
@@ -470,7 +464,8 @@ def unescape(literal: str) -> str:
 def escape(value: str) -> str:
     """A string literal whose value is `value`."""
     out = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    out = "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in out)
+    # \uXXXX reaches only the Basic Multilingual Plane; other characters are written as they are.
+    out = "".join(c if c.isprintable() or c == " " or ord(c) > 0xFFFF else f"\\u{ord(c):04x}" for c in out)
     return f'"{out}"'
 
 
@@ -550,7 +545,13 @@ def _parse_once(source: SourceFile, text: str) -> tuple[ast.Module | None, tuple
 
 
 def parse_source(source: SourceFile) -> ParseResult:
-    """Parse one file, recovering from syntax errors to report several of them."""
+    """Parse one file, recovering from syntax errors to report several of them.
+
+    After each error the clause around it is blanked (offsets and line breaks kept) and the file
+    is parsed again.  An error inside a blanked clause, or at a spot already reported, follows
+    from an earlier one and is not reported; when the same spot keeps failing, the blanked region
+    grows by one clause (or item) per attempt.  An error at the end of the file is the last one.
+    """
     from .syntax_errors import describe, screen
 
     early = screen(source)
@@ -560,22 +561,32 @@ def parse_source(source: SourceFile) -> ParseResult:
     text = source.text
     diagnostics: list[Diagnostic] = []
     blanked: list[tuple[int, int]] = []
+    failures: dict[int, int] = {}
     while True:
         module, comments, error = _parse_once(source, text)
         if error is None:
             module = attrs.evolve(module, comments=comments)
             return ParseResult(source, module, tuple(sorted(diagnostics, key=Diagnostic.sort_key)))
         pos = _error_pos(error, text)
-        if not any(lo <= pos < hi for lo, hi in blanked):
-            diagnostics.append(describe(error, source, text))
-        if len(diagnostics) >= MAX_SYNTAX_ERRORS:
-            return ParseResult(source, None, tuple(diagnostics))
-        token = getattr(error, "token", None)
-        region = _recovery_region(text, pos, getattr(token, "type", "") == "NAME")
-        if region is None or region in blanked:
-            return ParseResult(source, None, tuple(sorted(diagnostics, key=Diagnostic.sort_key)))
-        blanked.append(region)
-        text = _blank(text, *region)
+        reported = None
+        if pos not in failures and not _follows_from(pos, blanked, text):
+            if len(diagnostics) == MAX_SYNTAX_ERRORS:
+                diagnostics.append(make("too-many-errors", Span(source, pos, pos), count=MAX_SYNTAX_ERRORS,
+                                        help=("fix these and check again to see the rest",)))
+                break
+            reported = describe(error, source, text)
+            diagnostics.append(reported)
+        failures[pos] = failures.get(pos, 0) + 1
+        token_type = getattr(getattr(error, "token", None), "type", "")
+        if token_type == "$END" or not isinstance(error, (UnexpectedToken, UnexpectedCharacters)):
+            break  # nothing after the end of the file to recover into
+        region = _recovery_region(text, pos, error, failures[pos] - 1, reported)
+        if region is None:
+            break
+        lo, hi, stand_in = region
+        blanked.append((lo, hi))
+        text = _blank(text, lo, hi, stand_in)
+    return ParseResult(source, None, tuple(sorted(diagnostics, key=Diagnostic.sort_key)))
 
 
 def parse(text: str, name: str = "<input>") -> ParseResult:
@@ -592,45 +603,211 @@ def _error_pos(error: UnexpectedInput, text: str) -> int:
     return pos if pos is not None else len(text)
 
 
-_WORD = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*')
-_LINE_WORD = re.compile(r"^[ \t]*([A-Za-z_][A-Za-z0-9_]*)", re.M)
-
-#: Words that continue an expression on a new line rather than start a new clause.
-_CONTINUATIONS = frozenset({"and", "or", "not", "in", "is", "within"})
+#: How far from an error recovery looks for clause starts; no clause is anywhere near this long.
+_RECOVERY_WINDOW = 20_000
 
 
-def _boundaries(text: str) -> list[int]:
-    """Offsets where a clause may start: clause words, and words that begin a line."""
-    starts = {m.start() for m in _WORD.finditer(text) if m.group() in CLAUSE_WORDS}
-    starts.update(m.start(1) for m in _LINE_WORD.finditer(text) if m.group(1) not in _CONTINUATIONS)
-    return sorted(starts)
+def _window(text: str, pos: int) -> tuple[int, int]:
+    """Whole lines of `text` within `_RECOVERY_WINDOW` characters of `pos`."""
+    lo = text.rfind("\n", 0, max(0, pos - _RECOVERY_WINDOW)) + 1 if pos > _RECOVERY_WINDOW else 0
+    hi = text.find("\n", min(len(text), pos + _RECOVERY_WINDOW))
+    return lo, len(text) if hi == -1 else hi
 
 
-def _recovery_region(text: str, pos: int, at_word: bool) -> tuple[int, int] | None:
-    """The clause around `pos`: from the clause start before it to the next clause start.
+def _boundaries(text: str, pos: int) -> list[int]:
+    """Offsets near `pos` where a clause may start.
 
-    When the offending token is itself a plain word (a misspelt keyword), the clause starts at
-    that word; otherwise the clause before the offending token is the broken one.
+    Clause words always start one.  So does a plain word that begins a line (a misspelt keyword,
+    an entity's field) or that is one slip away from a clause word (`wehre`, `vai`), but only
+    when the word before it could end a clause: `and` or `,` at the end of a line means the next
+    line continues the same clause.
     """
-    starts = _boundaries(text)
+    from .syntax_errors import clause_words, ends_a_phrase, keywords, looks_like_clause_word, scan_words
+
+    starts, previous = [], None
+    for word in scan_words(text, *_window(text, pos)):
+        token = word.text
+        in_dotted_name = previous is not None and previous.text == "." and previous.end == word.start
+        if token in clause_words() and not in_dotted_name:  # `policies.flow` is one name
+            starts.append(word.start)
+        elif (token[0].isalpha() or token[0] == "_") and token not in keywords():
+            follows = previous is None or ends_a_phrase(previous.text)
+            at_line_start = previous is None or "\n" in text[previous.end : word.start]
+            if follows and (at_line_start or looks_like_clause_word(token)):
+                starts.append(word.start)
+        previous = word
+    return starts
+
+
+def _item_starts(text: str, pos: int) -> list[int]:
+    """Offsets of the words near `pos` that may begin a top-level item (`flow`, `on`, `policy`, …)."""
+    from .syntax_errors import item_starters, scan_words
+
+    return [w.start for w in scan_words(text, *_window(text, pos)) if w.text in item_starters()]
+
+
+def accepted_at(source: SourceFile, text: str, pos: int, item_start: int = 0) -> frozenset[str] | None:
+    """The terminals the grammar accepts at `pos`, from parsing the text before it (None if unknown).
+
+    Lark's own error reports the set after the reductions its lookahead caused (so `market JP US`
+    no longer expects a comma) or, for an unexpected character, every keyword; this one is exact.
+    Items follow one another at the top level, so parsing from the start of the item that holds
+    `pos` gives the same answer as parsing the whole file before it, and costs far less.
+    """
+    parser, builder, _ = _lark()
+    with _lock:
+        builder.source = source
+        try:
+            interactive = parser.parse_interactive(text[item_start:pos])
+            interactive.exhaust_lexer()
+            return frozenset(interactive.accepts())
+        except UnexpectedInput:
+            return None
+
+
+def reads_until(source: SourceFile, text: str, item_start: int, until: int) -> bool:
+    """True when the item starting at `item_start` reads without a syntax error up to `until`.
+
+    Used to try a candidate fix (swapping two words) before offering it.
+    """
+    parser, builder, _ = _lark()
+    with _lock:
+        builder.source = source
+        try:
+            for token in parser.parse_interactive(text[item_start:]).iter_parse():
+                if item_start + token.end_pos >= until:
+                    return True
+        except UnexpectedInput as error:
+            return item_start + _error_pos(error, text[item_start:]) >= until
+    return True
+
+
+def _follows_from(pos: int, blanked: list[tuple[int, int]], text: str) -> bool:
+    """True for an error inside a blanked region, or at the end of a file whose end was blanked."""
+    return any(lo <= pos < hi or (pos == hi == len(text)) for lo, hi in blanked)
+
+
+def _recovery_region(text: str, pos: int, error: UnexpectedInput, widen: int,
+                     diagnostic: Diagnostic | None = None) -> tuple[int, int, str] | None:
+    """The text to blank after an error at `pos`, and the stand-in to put at its start.
+
+    Normally this is the clause around `pos`: from the clause start before it (or the offending
+    word itself, when it is a plain word such as a misspelt keyword) to the next clause start.
+    When the offending token begins a new item (`flow`, `policy`, … first on its line), the item
+    before it is the unfinished one, so that item is blanked up to the token.  `widen` (the number
+    of earlier failures at the same spot) reaches back that many more clauses or items.
+    """
+    from .syntax_errors import clause_words, item_starters
+
+    token = getattr(error, "token", None)
+    token_type = getattr(token, "type", "")
+    keyword = _literal_of(token_type)
+    if keyword in item_starters() and _first_on_line(text, pos):
+        return _unfinished_item(text, pos, widen)
+    starts = _boundaries(text, pos)
+    at_word = token_type == "NAME"
     before = [s for s in starts if s < pos or (at_word and s == pos)]
     after = [s for s in starts if s > pos]
-    lo = before[-1] if before else pos
-    hi = after[0] if after else len(text)
+    if widen >= max(1, len(before)):
+        return None
+    lo = before[-1 - widen] if before else pos
+    hi = after[0] if after else _window(text, pos)[1]
+    token_end = getattr(token, "end_pos", None) or pos
+    if pos in starts and not at_word and lo < pos and not _ends_its_line(text, token_end):
+        hi = pos  # `+ via email`: the clause `via` starts is sound, only the one before is broken
+    code = diagnostic.code if diagnostic is not None else ""
+    value_starts_line = keyword not in clause_words() and _first_on_line(text, pos)
+    if widen == 0 and code != "unknown-keyword" and value_starts_line:
+        lo, hi = pos, _next_line_start(text, pos, after)  # `30d cooldown …`: the line is one clause
+    hi = _past_fix(text, pos, hi, after, diagnostic)
+    if code == "missing-on":
+        return pos, hi, _stand_in(text[pos:hi], True)
     if hi <= lo:
         return None
-    return lo, hi
+    # A word where a flow must start stood for a trigger (`when delivered`, `shipped + 48h`);
+    # a clause keyword there (`purpose` before `on`) did not.
+    stood_for_trigger = (at_word or keyword != "") and keyword not in clause_words()
+    return lo, hi, _stand_in(text[lo:hi], stood_for_trigger and _at_top_level(error))
+
+
+def _unfinished_item(text: str, pos: int, widen: int) -> tuple[int, int, str] | None:
+    """The item before a new item's first word, reaching `widen` items further back."""
+    items = [s for s in _item_starts(text, pos) if s < pos]
+    if len(items) <= widen:
+        return None
+    return items[-1 - widen], pos, ""
+
+
+def _next_line_start(text: str, pos: int, after: list[int]) -> int:
+    """The first clause start after `pos` that begins a line (or the end of the window)."""
+    return next((s for s in after if _first_on_line(text, s)), _window(text, pos)[1])
+
+
+def _past_fix(text: str, pos: int, hi: int, after: list[int], diagnostic: Diagnostic | None) -> int:
+    """`hi`, moved on past what the diagnostic's fix replaces (a swapped pair is one mistake)."""
+    fix = diagnostic.fix if diagnostic is not None else None
+    if fix is None or fix.span.end <= hi:
+        return hi
+    return next((s for s in after if s >= fix.span.end), _window(text, pos)[1])
+
+
+def _ends_its_line(text: str, end: int) -> bool:
+    """True when nothing but blanks or a comment follows `end` on its line."""
+    line_end = text.find("\n", end)
+    rest = text[end : len(text) if line_end == -1 else line_end]
+    return not rest.split("#", 1)[0].strip()
+
+
+def _first_on_line(text: str, pos: int) -> bool:
+    return not text[text.rfind("\n", 0, pos) + 1 : pos].strip()
+
+
+def _at_top_level(error: UnexpectedInput) -> bool:
+    """True when the parser wanted a new item (`flow`, `on`, `policy`, …) and nothing else."""
+    from .syntax_errors import item_starters
+
+    expected = getattr(error, "accepts", None) or getattr(error, "expected", None) or ()
+    wanted = {_literal_of(t) for t in expected if t != "$END"}
+    return bool(wanted) and wanted <= item_starters()
+
+
+def _literal_of(token_type: str) -> str:
+    """The keyword a terminal stands for (`FLOW` → `flow`), or "" for other terminals."""
+    from .syntax_errors import keyword_of_terminal
+
+    return keyword_of_terminal(token_type)
 
 
 #: What a blanked clause is replaced by when the clause itself is load-bearing.
-_STAND_INS = {"on": "on x", "flow": "flow x", "policy": "policy x"}
+_STAND_INS = {"on": "on x", "flow": "flow x", "policy": "policy x", "entity": "entity x"}
 
 
-def _blank(text: str, lo: int, hi: int) -> str:
+def _stand_in(region: str, top_level_word: bool) -> str:
+    """What replaces the start of a blanked region so that the clauses after it keep their item.
+
+    A broken trigger becomes `on x`, a broken header `flow x` (also when written `On` or in
+    full-width letters).  A plain word where an item must begin is taken for a misspelt item
+    keyword (`fow`) or, failing that, for an event written without its `on` (`shipped + 48h via
+    email`), so it becomes a trigger.
+    """
+    import unicodedata
+
+    from .suggest import did_you_mean
+
+    word = re.match(r"[A-Za-z_]+", unicodedata.normalize("NFKC", region.split("\n", 1)[0]))
+    if word is None:
+        return ""
+    folded = word.group().lower()
+    guess = folded if folded in _STAND_INS else None
+    if guess is None and top_level_word:
+        guess = did_you_mean(folded, list(_STAND_INS)) or "on"
+    stand_in = _STAND_INS.get(guess or "", "")
+    first_line = region.split("\n", 1)[0].rstrip("\r")
+    return stand_in if len(stand_in) <= len(first_line) else ""  # never over a line break
+
+
+def _blank(text: str, lo: int, hi: int, stand_in: str = "") -> str:
+    """`text` with [lo, hi) turned to spaces (line breaks kept) after an optional stand-in."""
     region = text[lo:hi]
-    word = re.match(r"[a-z]+", region)
-    stand_in = _STAND_INS.get(word.group() if word else "", "")
-    if len(stand_in) > len(region):
-        stand_in = ""
     blanked = stand_in + "".join(c if c in "\n\r" else " " for c in region[len(stand_in):])
     return text[:lo] + blanked + text[hi:]
