@@ -130,6 +130,33 @@ def _variables(path: Path, root: Path, depth: int = 0) -> frozenset[str]:
     return frozenset(found)
 
 
+def included_files(tf: TemplateFile) -> tuple[Path, ...]:
+    """The partials the template includes or extends, transitively."""
+    return _included(tf.path, tf.root)
+
+
+@cache
+def _included(path: Path, root: Path, depth: int = 0) -> tuple[Path, ...]:
+    from jinja2 import Environment, TemplateSyntaxError, meta
+
+    try:
+        parsed = Environment().parse(path.read_text(encoding="utf-8"))
+    except (TemplateSyntaxError, OSError, UnicodeDecodeError):
+        return ()
+    found: list[Path] = []
+    if depth < 8:
+        for ref in meta.find_referenced_templates(parsed):
+            if ref is None:
+                continue
+            for base in (root, path.parent):
+                candidate = (base / ref).resolve()
+                if candidate.is_file() and root.resolve() in candidate.parents:
+                    found.append(candidate)
+                    found.extend(_included(candidate, root, depth + 1))
+                    break
+    return tuple(dict.fromkeys(found))
+
+
 def syntax_error(tf: TemplateFile) -> tuple[int, str] | None:
     """(line, message) of a Jinja2 syntax error in the template, or None."""
     from jinja2 import Environment, TemplateSyntaxError

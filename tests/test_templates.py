@@ -99,3 +99,24 @@ def test_flows_outside_a_template_project_are_not_template_checked(tmp_path):
     (tmp_path / "f.flow").write_text(SURVEY, encoding="utf-8")
     report = check_source(load(tmp_path / "f.flow").source)
     assert not [d for d in report.diagnostics if "template" in d.code]
+
+
+def test_a_language_with_neither_its_template_nor_english_is_an_error(tmp_path):
+    flow = SURVEY.replace("  via line", "  market JP\n  via line")
+    found = check(tmp_path, flow, {"de/survey.j2": "x"})
+    assert set(found) == {("template-missing-language", '"survey"')}
+
+
+def test_forbidden_content_in_an_included_partial_is_found(tmp_path):
+    found = check(tmp_path, AMAZON, {
+        "en/review.amazon.j2": 'Thank you. {% include "_partials/sig.j2" %}',
+        "_partials/sig.j2": "Visit https://example.com",
+    })
+    assert found == [("template-forbidden-content", "https://example.com")]
+
+
+def test_policy_content_categories_must_be_known():
+    from linkstar_dsl.checker import check_text
+
+    report = check_text("policy house\n  review template forbids incentivs\n", "p.flow")
+    assert [(d.code, d.span.text) for d in report.diagnostics] == [("unknown-content-rule", "incentivs")]

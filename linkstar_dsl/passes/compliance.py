@@ -372,8 +372,17 @@ def flows(module: ast.Module, env) -> Iterator[Diagnostic]:
 
 def policy_rules(module: ast.Module, env) -> Iterator[Diagnostic]:
     """The rules in the file's own policies use only known requirements and consent levels."""
+    from .template_checks import FORBIDDEN_CONTENT
+
     for policy in module.policies:
         for rule in policy.rules:
+            if isinstance(rule, ast.TemplateRule):
+                for name in rule.forbidden:
+                    if name.value not in FORBIDDEN_CONTENT:
+                        guess = did_you_mean(name.value, FORBIDDEN_CONTENT)
+                        yield make("unknown-content-rule", name.span, name=name.value,
+                                   help=(f"did you mean `{guess}`?",) if guess else
+                                   ("categories: " + ", ".join(f"`{c}`" for c in FORBIDDEN_CONTENT),))
             if not isinstance(rule, ast.RequiresRule):
                 continue
             for req in rule.requirements:

@@ -22,8 +22,8 @@ from .. import ast
 from ..diagnostics import Diagnostic, Fix, Label, make
 from ..source import Span
 from ..suggest import did_you_mean
-from ..templates import (FALLBACK_LOCALE, FOOTER_VARIABLES, MARKET_LOCALES, TemplateStore, roots_for,
-                         source_of, stdlib_root, syntax_error, variables)
+from ..templates import (FALLBACK_LOCALE, FOOTER_VARIABLES, MARKET_LOCALES, TemplateStore, included_files,
+                         roots_for, source_of, stdlib_root, syntax_error, variables)
 from .compliance import flow_compliance, reach
 from .narrowing import OTHER
 
@@ -37,6 +37,10 @@ FORBIDDEN_CONTENT = {
         r"(5|five)[- ]?stars?|positive (review|feedback|rating)|good review|★★★|星5|星５|高評価|5つ星|"
         r"fünf Sterne|5 Sterne|5 étoiles|5 estrellas|5 stelle", re.IGNORECASE),
     "external_links": re.compile(r"https?://(?![a-z0-9.-]*amazon\.[a-z.]+(?:/|\b))[^\s\"'<>]+", re.IGNORECASE),
+    "opt_out_links": re.compile(
+        r"unsubscribe_url|unsubscribe|opt[- ]?out|配信停止|abbestellen|désinscri|darse de baja|disiscri",
+        re.IGNORECASE),
+    "emojis": re.compile("[\U0001F300-\U0001FAFF\U0001F000-\U0001F2FF\u2600-\u27BF]"),
 }
 
 
@@ -120,6 +124,10 @@ def _check_files(flow, anchor, name, channel, locales, store, obligations, seen_
     for locale in locales:
         tf = store.find(name, channel.value, locale)
         if tf is None:
+            yield make("template-missing-language", anchor.span, name=name, channel=channel.value,
+                       locale=locale, fallback=FALLBACK_LOCALE,
+                       help=(f"add templates/{locale}/{name}.{channel.value}.j2 or "
+                             f"templates/{FALLBACK_LOCALE}/{name}.{channel.value}.j2",))
             continue
         if tf.locale != locale:
             missing_locales.append(locale)
@@ -157,17 +165,31 @@ def _check_files(flow, anchor, name, channel, locales, store, obligations, seen_
 
 
 def _forbidden_content(tf, anchor, ob) -> Iterator[Diagnostic]:
-    source = source_of(tf)
+    """Scan the template and every partial it pulls in; report each category once, where it occurs."""
+    sources = [source_of(tf)] + [_partial_source(path, tf) for path in included_files(tf)]
     for category in ob.args:
         pattern = FORBIDDEN_CONTENT.get(category)
         if pattern is None:
             continue
-        match = pattern.search(source.text)
-        if match is not None:
-            yield make("template-forbidden-content", Span(source, match.start(), match.end()),
-                       template=tf.display, category=category.replace("_", " "), text=match.group(),
-                       policy=ob.policy, labels=(Label(anchor.span, "sent from here"),),
-                       help=(f"{ob.policy}: {ob.cite}" if ob.cite else ob.policy,))
+        for source in sources:
+            match = pattern.search(_without_jinja_comments(source.text))
+            if match is not None:
+                yield make("template-forbidden-content", Span(source, match.start(), match.end()),
+                           template=source.name, category=category.replace("_", " "), text=match.group(),
+                           policy=ob.policy, labels=(Label(anchor.span, "sent from here"),),
+                           help=(f"{ob.policy}: {ob.cite}" if ob.cite else ob.policy,))
+                break
+
+
+def _without_jinja_comments(text: str) -> str:
+    """The text with `{# … #}` comments blanked (same length, so offsets stay right)."""
+    return re.sub(r"\{#.*?#\}", lambda m: " " * len(m.group()), text, flags=re.S)
+
+
+def _partial_source(path, tf):
+    from ..templates import _read
+
+    return _read(path, str(path.relative_to(tf.root.parent)))
 
 
 PASSES = (channels_present, check)
