@@ -1,8 +1,9 @@
 """Well-formedness: what the grammar accepts but no flow could mean.
 
 Duplicate single-valued clauses, impossible times and percentages, splits that do not add up,
-steps out of order, a flow-level `send` in a flow with steps, an empty send window, and the
-warning that a flow without `purpose` is held to the rules for marketing.
+steps out of order, a flow-level `send` in a flow with steps, zero durations, an empty send
+window, `per` and `across` words no clause knows, and the warning that a flow without `purpose`
+is held to the rules for marketing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from .. import ast
-from ..diagnostics import Diagnostic, Label, make
+from ..diagnostics import Diagnostic, Fix, Label, make
+from ..suggest import did_you_mean
 
 #: Flow-level clauses that may be given at most once per flow.
 SINGLE = {
@@ -22,6 +24,10 @@ SINGLE = {
 
 PER_WORDS = ("customer", "order")
 ACROSS_WORDS = ("flows", "purpose", "channel")
+
+#: Clauses and rules that take `per WORD`, and those that also take `across WORD`.
+WITH_PER = (ast.Cooldown, ast.Cap, ast.Once, ast.CapRule, ast.OnceRule)
+WITH_ACROSS = (ast.Cooldown, ast.Cap, ast.CapRule)
 
 
 def duplicate_clauses(module: ast.Module) -> Iterator[Diagnostic]:
@@ -47,11 +53,15 @@ def _duplicates(clauses, where: str) -> Iterator[Diagnostic]:
             yield make("duplicate-clause", clause.span, clause=SINGLE[kind], where=where,
                        label="given again here",
                        labels=(Label(first[kind].span, "first given here"),),
-                       help=(f"keep one `{SINGLE[kind]}`; to list several values, separate them "
-                             "with commas" if kind in (ast.Via, ast.Market) else
-                             f"keep one `{SINGLE[kind]}`",))
+                       help=(_keep_one(kind),))
         else:
             first[kind] = clause
+
+
+def _keep_one(kind: type) -> str:
+    if kind in (ast.Via, ast.Market):
+        return f"keep one `{SINGLE[kind]}`; to list several values, separate them with commas"
+    return f"keep one `{SINGLE[kind]}`"
 
 
 def literal_ranges(module: ast.Module) -> Iterator[Diagnostic]:
@@ -60,7 +70,9 @@ def literal_ranges(module: ast.Module) -> Iterator[Diagnostic]:
             yield make("invalid-time", node.span, text=node.span.text,
                        help=("times of day run from `00:00` to `23:59`",))
         elif isinstance(node, ast.PercentLit) and not (Decimal(0) <= node.value <= Decimal(100)):
-            yield make("invalid-percent", node.span, text=node.span.text)
+            yield make("invalid-percent", node.span, text=node.span.text,
+                       help=("a share of buyers runs from `0%` to `100%`; `holdout 10%` keeps one buyer "
+                             "in ten out of the flow",))
 
 
 def splits_total(module: ast.Module) -> Iterator[Diagnostic]:
@@ -110,7 +122,8 @@ def positive_durations(module: ast.Module) -> Iterator[Diagnostic]:
             checks = ((node.after, "`expire after`"),)
         for duration, what in checks:
             if duration.amount == 0:
-                yield make("zero-duration", duration.span, text=duration.span.text, what=what)
+                yield make("zero-duration", duration.span, text=duration.span.text, what=what,
+                           help=("give a positive duration, such as `30d`, or remove the clause",))
 
 
 def windows_open(module: ast.Module) -> Iterator[Diagnostic]:
@@ -124,8 +137,8 @@ def windows_open(module: ast.Module) -> Iterator[Diagnostic]:
 
 def option_words(module: ast.Module) -> Iterator[Diagnostic]:
     for node in module.walk():
-        per = getattr(node, "per", None) if isinstance(node, (ast.Cooldown, ast.Cap, ast.Once, ast.CapRule, ast.OnceRule)) else None
-        across = getattr(node, "across", None) if isinstance(node, (ast.Cooldown, ast.Cap, ast.CapRule)) else None
+        per = node.per if isinstance(node, WITH_PER) else None
+        across = node.across if isinstance(node, WITH_ACROSS) else None
         if per is not None and per.value not in PER_WORDS:
             yield _option(per, PER_WORDS)
         if across is not None and across.value not in ACROSS_WORDS:
@@ -133,12 +146,18 @@ def option_words(module: ast.Module) -> Iterator[Diagnostic]:
 
 
 def _option(name: ast.Name, choices: tuple[str, ...]) -> Diagnostic:
-    from ..suggest import did_you_mean
-
     guess = did_you_mean(name.value, choices)
-    return make("unknown-option", name.span, word=name.value,
-                choices=", ".join(f"`{c}`" for c in choices),
-                help=(f"did you mean `{guess}`?",) if guess else ())
+    if guess is None:
+        return make("unknown-option", name.span, word=name.value, choices=_either(choices),
+                    label="not an option here")
+    return make("unknown-option", name.span, word=name.value, choices=_either(choices),
+                label=f"did you mean `{guess}`?", help=(f"did you mean `{guess}`?",),
+                fix=Fix(name.span, guess, f"replace with `{guess}`"))
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    quoted = [f"`{c}`" for c in choices]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def declared_purpose(module: ast.Module) -> Iterator[Diagnostic]:
