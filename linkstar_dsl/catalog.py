@@ -1,4 +1,4 @@
-"""The diagnostic catalog: one Markdown page per code, shipped in `diagnostic_pages/`."""
+"""The diagnostic catalog: one Markdown page per code, kept in `docs/rules/` (shipped in the wheel)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from .resources import data_dir
 
 def page(code: str) -> str:
     try:
-        path = data_dir("diagnostic_pages") / f"{code}.md"
+        path = data_dir("docs/rules") / f"{code}.md"
     except FileNotFoundError:
         path = None
     if path is not None and path.is_file():

@@ -3,7 +3,7 @@
 Each entry carries the default severity, a one-line title (used by catalogs and SARIF rules) and
 the message template, filled with named arguments by `diagnostics.make`.  Keeping the words here,
 keyed by code, is what lets a message be offered in Chinese or Japanese later without touching the
-stage that reports it.  Every code has a catalog page, `diagnostic_pages/<code>.md` (tested).
+stage that reports it.  Every code has a catalog page, `docs/rules/<code>.md` (tested).
 """
 
 from __future__ import annotations

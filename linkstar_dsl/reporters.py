@@ -138,7 +138,7 @@ def _sarif_rule(code: str) -> dict:
         "name": "".join(part.capitalize() for part in code.split("-")),
         "shortDescription": {"text": entry.title},
         "defaultConfiguration": {"level": _SARIF_LEVEL[entry.severity]},
-        "helpUri": f"{INFORMATION_URI}/blob/main/linkstar_dsl/diagnostic_pages/{code}.md",
+        "helpUri": f"{INFORMATION_URI}/blob/main/docs/rules/{code}.md",
     }
 
 

@@ -20,7 +20,7 @@ annotations must check clean; and applying a diagnostic's fix must make it go aw
 
 Inputs that cannot be written as text (invalid UTF-8, NUL bytes) and generated ones (very long
 lines, twenty-odd errors) are tested below the fixtures, and so is the catalog: one page per code
-in `linkstar_dsl/diagnostic_pages/`, whose example really produces that code.
+in `docs/rules/`, whose example really produces that code.
 """
 
 from __future__ import annotations
@@ -367,7 +367,7 @@ def test_no_unicode_crashes_the_checker(text: str) -> None:
 
 # ------------------------------------------------------------------------------- the catalog
 
-PAGES = data_dir("diagnostic_pages")
+PAGES = data_dir("docs/rules")
 
 #: Codes whose page example is not a file to check, and why.
 NOT_FROM_SOURCE = {
