@@ -65,7 +65,7 @@ def _keep_one(kind: type) -> str:
 
 
 def literal_ranges(module: ast.Module) -> Iterator[Diagnostic]:
-    for node in module.walk():
+    for node in ast.nodes(module, ast.TimeLit, ast.PercentLit):
         if isinstance(node, ast.TimeLit) and not (node.hour < 24 and node.minute < 60):
             yield make("invalid-time", node.span, text=node.span.text,
                        help=("times of day run from `00:00` to `23:59`",))
@@ -76,7 +76,7 @@ def literal_ranges(module: ast.Module) -> Iterator[Diagnostic]:
 
 
 def splits_total(module: ast.Module) -> Iterator[Diagnostic]:
-    for node in module.walk():
+    for node in ast.nodes(module, ast.Split):
         if isinstance(node, ast.Split):
             total = sum((arm.percent.value for arm in node.arms), Decimal(0))
             if total != 100:
@@ -112,7 +112,7 @@ def steps_own_sends(module: ast.Module) -> Iterator[Diagnostic]:
 
 
 def positive_durations(module: ast.Module) -> Iterator[Diagnostic]:
-    for node in module.walk():
+    for node in ast.nodes(module, ast.Cooldown, ast.Cap, ast.Expire):
         checks = ()
         if isinstance(node, ast.Cooldown):
             checks = ((node.duration, "a cooldown"),)
@@ -127,7 +127,7 @@ def positive_durations(module: ast.Module) -> Iterator[Diagnostic]:
 
 
 def windows_open(module: ast.Module) -> Iterator[Diagnostic]:
-    for node in module.walk():
+    for node in ast.nodes(module, ast.Window, ast.WindowRule):
         if isinstance(node, (ast.Window, ast.WindowRule)):
             if (node.start.hour, node.start.minute) == (node.end.hour, node.end.minute):
                 yield make("empty-window", node.span, time=node.start.span.text,
@@ -136,7 +136,7 @@ def windows_open(module: ast.Module) -> Iterator[Diagnostic]:
 
 
 def option_words(module: ast.Module) -> Iterator[Diagnostic]:
-    for node in module.walk():
+    for node in ast.nodes(module, *WITH_PER):
         per = node.per if isinstance(node, WITH_PER) else None
         across = node.across if isinstance(node, WITH_ACROSS) else None
         if per is not None and per.value not in PER_WORDS:
