@@ -591,7 +591,34 @@ class Module(Node):
         return tuple(i for i in self.items if isinstance(i, (Entity, EnumDecl, EventDecl)))
 
 
-_INDEX: dict[int, tuple[Node, dict[type, list[Node]]]] = {}
+_INDEX: dict[int, tuple[Node, dict, tuple[int, Node]]] = {}
+
+
+def _indexed(root: Node) -> tuple[dict, tuple[int, Node]]:
+    """Nodes below `root` by class, and the deepest node with its depth: one walk per root."""
+    entry = _INDEX.get(id(root))
+    if entry is None or entry[0] is not root:
+        index: dict[type, list[Node]] = defaultdict(list)
+        deepest = (0, root)
+        stack = [(root, 0)]
+        while stack:
+            current, depth = stack.pop()
+            index[type(current)].append(current)
+            if depth > deepest[0]:
+                deepest = (depth, current)
+            kids = current.children()
+            if kids:
+                kids.reverse()
+                stack.extend((kid, depth + 1) for kid in kids)
+        if len(_INDEX) > 32:
+            _INDEX.clear()
+        entry = _INDEX[id(root)] = (root, index, deepest)
+    return entry[1], entry[2]
+
+
+def deepest(root: Node) -> tuple[int, Node]:
+    """(depth, node) of the most deeply nested node below `root`."""
+    return _indexed(root)[1]
 
 
 def nodes(root: Node, *kinds: type) -> list:
@@ -600,15 +627,7 @@ def nodes(root: Node, *kinds: type) -> list:
     The tree is walked once per root and indexed by class, so the checker's passes, which each
     look for a few kinds of node, do not each walk the whole tree again.
     """
-    entry = _INDEX.get(id(root))
-    if entry is None or entry[0] is not root:
-        index: dict[type, list[Node]] = defaultdict(list)
-        for node_ in root.walk():
-            index[type(node_)].append(node_)
-        if len(_INDEX) > 32:
-            _INDEX.clear()
-        entry = _INDEX[id(root)] = (root, index)
-    index = entry[1]
+    index = _indexed(root)[0]
     if len(kinds) == 1:
         return list(index.get(kinds[0], ()))
     found = [n for kind in kinds for n in index.get(kind, ())]

@@ -48,16 +48,13 @@ MAX_NESTING = 64
 
 
 def nesting_problem(module: ast.Module) -> Diagnostic | None:
-    """A diagnostic on the first node nested deeper than `MAX_NESTING`, or None."""
-    stack = [(module, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_NESTING:
-            return make("too-deep", node.span, limit=MAX_NESTING,
-                        help=("split the condition into several `where` clauses, or name parts of it "
-                              "in a house policy",))
-        stack.extend((child, depth + 1) for child in node.children())
-    return None
+    """A diagnostic on the most deeply nested node when it is deeper than `MAX_NESTING`, or None."""
+    depth, node = ast.deepest(module)
+    if depth <= MAX_NESTING:
+        return None
+    return make("too-deep", node.span, limit=MAX_NESTING,
+                help=("split the condition into several `where` clauses, or name parts of it "
+                      "in a house policy",))
 
 
 @attrs.frozen
