@@ -75,4 +75,20 @@ def standard_schema() -> Schema:
     result = parse_source(source)
     if not result.ok or result.module is None:
         raise RuntimeError("the standard schema does not parse: " + result.diagnostics[0].message)
-    return EMPTY.extended(result.module.declarations)
+    return EMPTY.extended(result.module.declarations + _builtin_enums(source))
+
+
+def _builtin_enums(source: SourceFile) -> tuple[ast.EnumDecl, ...]:
+    """Channels and purposes as enums, so `order.country == line` is a type error naming both.
+
+    Their names are keywords of the language, so they cannot be declared in a `.flow` file.
+    """
+    from .source import Span
+
+    span = Span(source, 0, 0)
+
+    def enum(name: str, values: tuple[str, ...]) -> ast.EnumDecl:
+        return ast.EnumDecl(span=span, name=ast.Name(span=span, value=name), doc=None,
+                            values=tuple(ast.Name(span=span, value=v) for v in values))
+
+    return (enum("channel", CHANNELS), enum("purpose", PURPOSES))

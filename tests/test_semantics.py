@@ -60,7 +60,7 @@ def test_suggestion_is_a_fix():
         ("order.total > 3d", "type-mismatch", "order.total > 3d"),
         ("5000 > order.total", "money-without-currency", "5000"),
         ("order.country == order.fulfillment", "type-mismatch", "order.country == order.fulfillment"),
-        ("order.fulfillment == JP", "not-a-member", "JP"),
+        ("order.fulfillment == JP", "type-mismatch", "order.fulfillment == JP"),
         ('customer.country == "JX"', "not-a-member", '"JX"'),
         ("order.total", "not-a-condition", "order.total"),
         ("order.total within 3d", "not-an-event", "order.total"),
@@ -111,3 +111,11 @@ def test_did_you_mean(word, candidates, expected):
 def test_edit_distance_counts_a_swap_as_one():
     assert edit_distance("emial", "email") == 1
     assert edit_distance("", "abc") == 3
+
+
+def test_comparing_a_country_with_a_channel_names_both_types():
+    assert codes("on delivered where order.country == line via email purpose service") == [
+        ("type-mismatch", "order.country == line")]
+    (diag,) = [d for d in check_text("on delivered where order.country == line via email purpose service").diagnostics
+               if d.code == "type-mismatch"]
+    assert "country" in diag.message and "channel" in diag.message

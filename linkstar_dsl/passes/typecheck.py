@@ -49,10 +49,7 @@ class _Typer:
         if expected is not None and expected.kind == "enum":
             if any(e.name.value == expected.name for e in owners):
                 return expected
-            if owners:
-                self.report("not-a-member", node, value=head, enum=expected.name,
-                            help=(f"`{head}` belongs to {', '.join(e.name.value for e in owners)}",))
-                return UNKNOWN
+            # A value of another enum: let the comparison report both types.
         if len(owners) == 1:
             return Type("enum", name=owners[0].name.value)
         return UNKNOWN
