@@ -328,8 +328,10 @@ def demo(color: str) -> None:
 
 def _register_commands() -> None:
     """Commands defined in their own modules (each imports only click at start-up)."""
+    from .importers.cli import import_command
     from .simulate_cli import explain_command, simulate_command
 
+    main.add_command(import_command)
     main.add_command(simulate_command)
     main.add_command(explain_command)
 
