@@ -46,6 +46,7 @@ class Decision:
     flow: str
     step: int
     key: str
+    occurrence: str
     order_id: str | None
     customer_id: str
     channel: str | None
@@ -109,7 +110,7 @@ def decide(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> Decision
         verdict = _Verdict("send", "sent", f"via {channel}", send_at, channel)
     except _Verdict as v:
         verdict = v
-    return Decision(plan.name, step.index, row["key"], row.get("order_id"), row["customer_id"],
+    return Decision(plan.name, step.index, row["key"], row["occurrence"], row.get("order_id"), row["customer_id"],
                     verdict.channel, message.template if message else None, verdict.decision, verdict.reason,
                     verdict.detail, row["due_at"], verdict.send_at, plan.purpose)
 

@@ -60,8 +60,11 @@ class Simulation:
         for plan in self.plans:
             for step in plan.steps:
                 query = self.queries[(plan.name, step.index)]
-                cursor = self.con.execute(query.sql, query.bind(now=now, since=since, flow=plan.name,
-                                                                step=step.index))
+                binding = dict(now=now, since=since, flow=plan.name, step=step.index)
+                if query.probe_sql and not self.con.execute(query.probe_sql,
+                                                            query.bind(**binding, probe=True)).fetchone()[0]:
+                    continue  # nothing due: skip the query that computes the gate inputs
+                cursor = self.con.execute(query.sql, query.bind(**binding))
                 names = [d[0] for d in cursor.description]
                 for values in cursor.fetchall():
                     decision = decide(plan, step, dict(zip(names, values)), now)
@@ -72,9 +75,9 @@ class Simulation:
 
     def _record(self, d: Decision) -> None:
         self.con.execute(
-            "INSERT OR REPLACE INTO ledger (key, flow, step, order_id, customer_id, channel, template, purpose, "
-            "decision, reason, due_at, send_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [d.key, d.flow, d.step, d.order_id, d.customer_id, d.channel, d.template, d.purpose, d.decision,
+            "INSERT OR REPLACE INTO ledger (key, flow, step, occurrence, order_id, customer_id, channel, template, "
+            "purpose, decision, reason, due_at, send_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [d.key, d.flow, d.step, d.occurrence, d.order_id, d.customer_id, d.channel, d.template, d.purpose, d.decision,
              d.reason, d.due_at, d.send_at, "sent" if d.decision == "send" else "decided"])
 
     def run(self, start: datetime, end: datetime, step: timedelta,

@@ -66,10 +66,15 @@ def expr(compiler_schema: Schema, e) -> Q:
 class DueQuery:
     sql: str
     params: tuple
+    #: A cheap query that counts the due rows, to skip the full one when nothing is due.
+    probe_sql: str | None = None
+    probe_params: tuple = ()
 
-    def bind(self, *, now, since=None, flow: str, step: int, subject: str | None = None) -> list:
+    def bind(self, *, now, since=None, flow: str, step: int, subject: str | None = None,
+             probe: bool = False) -> list:
         values = {"now": now, "since": since, "flow": flow, "step": step, "subject": subject}
-        return [values[p.name] if isinstance(p, Named) else p for p in self.params]
+        params = self.probe_params if probe else self.params
+        return [values[p.name] if isinstance(p, Named) else p for p in params]
 
 
 def conjuncts(e) -> list:
@@ -82,18 +87,30 @@ def conjuncts(e) -> list:
 
 
 def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
-    """The tick query: occurrences due in (since, now] and deferrals now due, not yet decided."""
-    select = _select(plan, step, schema)
-    fresh = select() + q(
-        "\nWHERE e.event = {} AND e.occurred_at > {} - to_seconds({}) AND e.occurred_at <= {} - to_seconds({})"
-        "\n  AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.key = {})",
-        plan.event, SINCE, step.offset, NOW, step.offset, _key())
-    deferred = select() + q(
-        "\nWHERE e.event = {} AND EXISTS (SELECT 1 FROM ledger l WHERE l.key = {}"
-        " AND l.decision = 'defer' AND l.send_at <= {})",
-        plan.event, _key(), NOW)
-    whole = fresh + "\nUNION ALL\n" + deferred + "\nORDER BY due_at, key"
-    return DueQuery(whole.sql, whole.params)
+    """The tick query: occurrences due in (since, now] and deferrals now due, not yet decided.
+
+    The due occurrences are selected first, into a materialised CTE: a range scan for the fresh
+    ones, the ledger's deferrals for the others.  Every gate input is then computed for those rows
+    only.
+    """
+    events = _events(plan)
+    due = q(
+        "WITH due AS MATERIALIZED (\n"
+        "  SELECT x.* FROM {} x WHERE x.event = {} AND x.occurred_at > {} - to_seconds({})"
+        " AND x.occurred_at <= {} - to_seconds({})"
+        " AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.key = concat({}, ':', {}, ':', x.id))\n"
+        "  UNION ALL\n"
+        "  SELECT x.* FROM {} x WHERE x.event = {} AND x.id IN (SELECT l.occurrence FROM ledger l"
+        " WHERE l.flow = {} AND l.step = {} AND l.decision = 'defer' AND l.send_at <= {}))\n",
+        events, plan.event, SINCE, step.offset, NOW, step.offset, FLOW, STEP,
+        events, plan.event, FLOW, STEP, NOW)
+    whole = due + _select(plan, step, schema, events=Q("due"))() + "\nORDER BY due_at, key"
+    probe = due + "SELECT count(*) FROM due"
+    return DueQuery(whole.sql, whole.params, probe.sql, probe.params)
+
+
+def _events(plan: FlowPlan) -> Q:
+    return Q("order_events") if plan.subject == "order" else _customer_event_source(plan.event)
 
 
 def build_explain(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
@@ -112,13 +129,14 @@ def _key() -> Q:
     return q("concat({}, ':', {}, ':', e.id)", FLOW, STEP)
 
 
-def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q("")):
+def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), events: Q | None = None):
+    events = events if events is not None else _events(plan)
     if plan.subject == "order":
-        source = Q("FROM order_events e JOIN orders o ON o.id = e.order_id "
+        source = q("FROM {} e JOIN orders o ON o.id = e.order_id "
                    "JOIN customers c ON c.id = o.customer_id LEFT JOIN reviews r ON r.order_id = o.id "
-                   "LEFT JOIN carts ct ON FALSE")
+                   "LEFT JOIN carts ct ON FALSE", events)
     else:
-        source = q("FROM {} e JOIN customers c ON c.id = e.customer_id ", _customer_event_source(plan.event)) + Q(
+        source = q("FROM {} e JOIN customers c ON c.id = e.customer_id ", events) + Q(
                    "LEFT JOIN orders o ON o.id = coalesce(e.order_id, (SELECT arg_max(id, placed_at) "
                    "FROM orders WHERE customer_id = c.id)) "
                    "LEFT JOIN reviews r ON r.order_id = o.id LEFT JOIN carts ct ON ct.id = e.cart_id")

@@ -106,6 +106,8 @@ CREATE TABLE ledger (
     key           VARCHAR PRIMARY KEY,
     flow          VARCHAR NOT NULL,
     step          BIGINT NOT NULL,
+    occurrence    VARCHAR NOT NULL,              -- the trigger event's id
+
     order_id      VARCHAR,
     customer_id   VARCHAR NOT NULL,
     channel       VARCHAR,
@@ -127,3 +129,4 @@ CREATE INDEX order_events_by_order ON order_events (order_id, event);
 CREATE INDEX customer_events_by_event ON customer_events (event, occurred_at);
 CREATE INDEX customer_events_by_customer ON customer_events (customer_id, event);
 CREATE INDEX ledger_by_customer ON ledger (customer_id, purpose, send_at);
+CREATE INDEX ledger_by_step ON ledger (flow, step, decision);
