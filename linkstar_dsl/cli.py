@@ -318,12 +318,16 @@ def _catalog_page(code: str) -> str:
 
 
 @main.command()
+@click.option("--orders", type=click.IntRange(100, 10_000_000), default=5_000, show_default=True,
+              help="Orders to generate.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the generated data.")
+@click.option("--db", "db", default=None, help="Keep the demo store at this path (default: a temporary file).")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True)
-def demo(color: str) -> None:
-    """Show the product on its bundled example flows."""
+def demo(orders: int, seed: int, db: str | None, color: str) -> None:
+    """The whole product on generated data: check, generate, simulate a week, explain a decision."""
     from .demo import run_demo
 
-    raise SystemExit(run_demo(color=_use_color(color, sys.stdout)))
+    raise SystemExit(run_demo(color=_use_color(color, sys.stdout), orders=orders, seed=seed, db=db))
 
 
 def _register_commands() -> None:

@@ -1,47 +1,111 @@
-"""`linkstar demo`: the product on its bundled example flows.
+"""`linkstar demo`: the whole product on generated data, in one command, on a fresh machine.
 
-Today it checks every example flow and shows what the checker found; the data, simulation and
-sending stages join it as they land (see the README's roadmap).
+1. checks the bundled example flows;
+2. generates a deterministic demo data set into a DuckDB store;
+3. replays a week of the clock over it with every gate (`simulate`): what each flow would send,
+   on which channel, and what each gate held back and why;
+4. explains one decision gate by gate (`explain`).
+
+Nothing is sent: the channel adapters join the demo when the sending runtime lands.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
+from collections import Counter, defaultdict
+from datetime import timedelta
+from pathlib import Path
 
 from .checker import check_source
 from .loader import load
-from .render import render, summary
+from .render import render
 from .resources import data_dir
 
+WEEK = timedelta(days=7)
 
-def run_demo(*, color: bool = False) -> int:
-    out = sys.stdout
-    examples = sorted(data_dir("examples").glob("*.flow"))
+
+def _say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: str | None = None,
+             step_hours: int = 2) -> int:
     started = time.perf_counter()
-    reports = [check_source(*_loaded(path)) for path in examples]
-    elapsed = time.perf_counter() - started
-    out.write(f"LinkStar flows demo: checking {len(examples)} example flows\n\n")
-    for report in reports:
-        module = report.module
-        flows = module.flows if module else ()
-        status = "ok" if report.errors == 0 else "ERRORS"
-        out.write(f"  {report.source.name:<48} {len(flows)} flow(s)  {status}"
-                  f"{f', {report.warnings} warning(s)' if report.warnings else ''}\n")
-        for flow in flows:
-            trigger = flow.trigger
-            offset = f" {trigger.offset.sign} {trigger.offset.duration.span.text}" if trigger.offset else ""
-            purpose = next((p.name.value for p in flow.find(_purpose())), "marketing (default)")
-            out.write(f"      - {flow.display_name}: on {trigger.event.value}{offset}, purpose {purpose}\n")
-    shown = [d for r in reports for d in r.diagnostics][:3]
-    if shown:
-        out.write("\nWhat the checker says, for example:\n\n")
-        for diag in shown:
-            out.write(render(diag, color=color) + "\n\n")
+    examples = data_dir("examples")
+    _say("LinkStar flows demo\n")
+
+    # 1. check
+    t0 = time.perf_counter()
+    reports = [check_source(*_loaded(path)) for path in sorted(examples.glob("*.flow"))]
     errors = sum(r.errors for r in reports)
     warnings = sum(r.warnings for r in reports)
-    out.write(f"\n{summary(len(reports), errors, warnings)} in {elapsed * 1000:.0f} ms\n")
-    return 0 if errors == 0 else 1
+    flows = sum(len(r.module.flows) for r in reports if r.module)
+    _say(f"1. Checked {len(reports)} example files ({flows} flows): {errors} errors, {warnings} warnings "
+         f"in {(time.perf_counter() - t0) * 1000:.0f} ms")
+    if errors:
+        for diag in (d for r in reports for d in r.diagnostics if d.severity.value == "error"):
+            _say(render(diag, color=color))
+        return 1
+
+    # 2. data
+    from .demo_data import DEFAULT_DAYS, DEFAULT_START, generate
+    from .store import open_store
+
+    folder = None
+    if db is None:
+        folder = tempfile.TemporaryDirectory(prefix="linkstar-demo-")
+        db = str(Path(folder.name) / "demo.duckdb")
+    elif Path(db).exists():
+        _say(f"   {db} exists: using the data already in it")
+    t0 = time.perf_counter()
+    con = open_store(db)
+    counts = con.execute("SELECT count(*) FROM orders").fetchone()[0]
+    if counts == 0:
+        counts = generate(con, orders=orders, seed=seed)
+        _say(f"2. Generated demo data (seed {seed}) in {time.perf_counter() - t0:.1f} s: "
+             + ", ".join(f"{n:,} {table.replace('_', ' ')}" for table, n in counts.items() if n and table != "ledger"))
+    con.close()
+
+    # 3. simulate the last week of the data
+    from .simulate import Simulation, scratch
+    from .simulate_cli import load_plans
+
+    plans, schema = load_plans((str(examples),))
+    end = DEFAULT_START + timedelta(days=DEFAULT_DAYS)
+    start = end - WEEK
+    t0 = time.perf_counter()
+    simulation = Simulation(scratch(db), plans, schema)
+    decisions = simulation.run(start, end, timedelta(hours=step_hours))
+    _say(f"3. Simulated {start:%Y-%m-%d} to {end:%Y-%m-%d} (clock step {step_hours}h, every gate) in "
+         f"{time.perf_counter() - t0:.1f} s: {len(decisions):,} decisions\n")
+    _say(_per_flow(decisions))
+    sends = Counter(d.channel for d in decisions if d.decision == "send")
+    _say("   sends by channel: " + ", ".join(f"{c} {n:,}" for c, n in sends.most_common()))
+    held = Counter(f"{d.decision} ({d.reason})" for d in decisions if d.decision != "send")
+    _say("   held back by gate: " + ", ".join(f"{r} {n:,}" for r, n in held.most_common()))
+
+    # 4. explain one decision
+    from .explain import explain, render as render_trace
+
+    example = _interesting(decisions)
+    if example is not None:
+        at = example.due_at if example.due_at > start else start
+        subject = example.order_id or example.customer_id
+        traces = explain(simulation.con, plans, schema, subject, at, example.flow)
+        _say(f"\n4. Why {'order ' + example.order_id if example.order_id else 'customer ' + example.customer_id} "
+             f"did not get {example.flow} (linkstar explain):\n")
+        _say("   " + render_trace(traces[:1], f"order {subject}", at).replace("\n", "\n   ").rstrip())
+    _say(f"\nDone in {time.perf_counter() - started:.1f} s.")
+    if folder is None:
+        _say(f"Try: linkstar simulate examples/ --db {db} --from {start:%Y-%m-%d} --to {end:%Y-%m-%d}")
+    else:
+        folder.cleanup()
+        _say("Keep the data with `linkstar demo --db demo.duckdb`, then try `linkstar simulate` and "
+             "`linkstar explain` on it.")
+    return 0
 
 
 def _loaded(path):
@@ -49,7 +113,25 @@ def _loaded(path):
     return loaded.source, (), loaded.diagnostics
 
 
-def _purpose():
-    from .ast import Purpose
+def _per_flow(decisions) -> str:
+    table: dict[str, Counter] = defaultdict(Counter)
+    for d in decisions:
+        table[d.flow][d.decision] += 1
+        if d.decision != "send":
+            table[d.flow][f"{d.decision}:{d.reason}"] += 1
+    width = max((len(f) for f in table), default=4)
+    lines = [f"   {'flow':<{width}}  {'send':>6}  {'defer':>6}  {'skip':>6}  held back by"]
+    for flow in sorted(table):
+        c = table[flow]
+        why = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(c.items(), key=lambda kv: -kv[1]) if ":" in k)
+        lines.append(f"   {flow:<{width}}  {c['send']:>6,}  {c['defer']:>6,}  {c['skip']:>6,}  {why}")
+    return "\n".join(lines)
 
-    return Purpose
+
+def _interesting(decisions):
+    """A skipped decision worth explaining: a buyer with no usable channel, else a failed guard."""
+    for reason in ("no-channel", "guard", "cooldown"):
+        for d in decisions:
+            if d.decision == "skip" and d.reason == reason and d.order_id:
+                return d
+    return None
