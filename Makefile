@@ -17,7 +17,9 @@ test: $(BIN)/linkstar
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/linkstar
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/parse.py
+	$(BIN)/python benchmarks/evaluate.py --orders 1000000
 
 check: $(BIN)/linkstar
 	$(BIN)/linkstar check examples/ stdlib/
