@@ -1,0 +1,135 @@
+"""Sends per second through the LINE adapter, next to a bare aiohttp POST loop.
+
+Both loops push to the same local LINE server, started in its own process (so the client and
+the server each get a core), with the same number of requests in flight:
+
+1. bare: a pre-built request body and headers, `session.post`, read the answer, nothing else;
+2. adapter: `ChannelEngine.send` for a fresh `OutgoingMessage` each time: the body built from the
+   message, the retry key derived, the answer classified, the concurrency cap, the circuit
+   breaker and the result log line all included; rate limiting off;
+3. adapter with LINE's published limit (2,000 requests per second) switched on.
+
+Target: the adapter at least 60% of the bare loop, and at least 2,000 sends per second on 2 cores.
+
+Run: `python benchmarks/dispatch.py [--sends N] [--in-flight N] [--repeat R]`.  Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from linkstar_dsl.adapters import ChannelEngine, ChannelsConfig, OutgoingMessage, Text  # noqa: E402
+from linkstar_dsl.adapters.idempotency import line_retry_key  # noqa: E402
+
+TOKEN = "line-test-token"
+USER = "U" + "0123456789abcdef" * 2
+TEXT = "ご注文ありがとうございます"
+
+
+@contextmanager
+def line_server():
+    process = subprocess.Popen([sys.executable, "-m", "linkstar_dsl.providers", "line"], cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        ready, url = process.stdout.readline().split()
+        assert ready == "ready"
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def reset(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + "/__control/reset") as response:
+            await response.read()
+
+
+async def workers(count: int, in_flight: int, one) -> float:
+    """Seconds to run `one(i)` for i in range(count), `in_flight` at a time."""
+    next_index = iter(range(count))
+
+    async def worker():
+        for i in next_index:
+            await one(i)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return time.perf_counter() - started
+
+
+async def bare(url: str, count: int, in_flight: int, *, tag: str) -> float:
+    body = json.dumps({"to": USER, "messages": [{"type": "text", "text": TEXT}]}).encode()
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def one(i):
+            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json",
+                       "X-Line-Retry-Key": line_retry_key(f"{tag}:0:{i}")}
+            async with session.post(url + "/v2/bot/message/push", data=body, headers=headers) as response:
+                await response.read()
+                assert response.status == 200
+        return await workers(count, in_flight, one)
+
+
+async def adapter(url: str, count: int, in_flight: int, *, rate_limited: bool, tag: str) -> float:
+    limits = {"concurrency": in_flight} if rate_limited else {"concurrency": in_flight, "per_second": 0}
+    config = ChannelsConfig(providers={"line": {"base_url": url, "limits": limits}})
+    async with ChannelEngine(config, environ={"LINKSTAR_LINE_CHANNEL_TOKEN": TOKEN}, plugins=False) as engine:
+        async def one(i):
+            message = OutgoingMessage(f"{tag}:0:{i}", "line", USER, Text(TEXT))
+            result = await engine.send(message)
+            assert result.sent, result
+        return await workers(count, in_flight, one)
+
+
+async def measure(url: str, sends: int, in_flight: int, repeat: int) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for round_ in range(repeat + 1):   # round 0 warms up the server and the connection pools
+        runs = {"bare aiohttp POST loop": lambda: bare(url, sends, in_flight, tag=f"c{round_}"),
+                "LINE adapter (rate limit off)": lambda: adapter(url, sends, in_flight, rate_limited=False,
+                                                                 tag=f"a{round_}"),
+                "LINE adapter (2,000/s limit on)": lambda: adapter(url, sends, in_flight, rate_limited=True,
+                                                                   tag=f"b{round_}")}
+        for name, run in runs.items():
+            await reset(url)
+            seconds = await run()
+            if round_:
+                best[name] = max(best.get(name, 0.0), sends / seconds)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sends", type=int, default=5000)
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    with line_server() as url:
+        figures = asyncio.run(measure(url, args.sends, args.in_flight, args.repeat))
+    baseline = figures["bare aiohttp POST loop"]
+    print(f"dispatch: {args.sends} sends, {args.in_flight} in flight, best of {args.repeat}, "
+          f"local LINE server in its own process")
+    print(f"{'loop':<34} {'sends/s':>9} {'vs bare':>8}")
+    for name, rate in figures.items():
+        print(f"{name:<34} {rate:>9,.0f} {rate / baseline:>8.0%}")
+    adapter_rate = figures["LINE adapter (rate limit off)"]
+    verdict = "met" if adapter_rate >= 0.6 * baseline and adapter_rate >= 2000 else "NOT met"
+    print(f"target (>= 60% of bare and >= 2,000 sends/s): {verdict}")
+    print("(with the limit on, a run starts with one full window of 2,000, so its average over a short run\n"
+          " can exceed 2,000/s; no one-second window at the server holds more than 2,000)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Email over SMTP with aiosmtplib, to a relay given as `smtp://host:port` (`smtps://` for TLS).
+
+The Message-ID is derived from the ledger key, marketing mail carries the RFC 8058 one-click
+unsubscribe headers, and the relay's reply code and enhanced status code (`550 5.1.1`) are
+classified by the description's table: 5xx permanent (a bounced mailbox suppresses), 4xx transient.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from email.utils import formatdate
+from urllib.parse import urlsplit
+
+import aiosmtplib
+
+from .errors import Facts, classify
+from .http import AdapterContext
+from .idempotency import email_message_id
+from .mailheaders import needs_unsubscribe, unsubscribe_headers
+from .messages import Email, OutgoingMessage, SendResult
+
+_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+class SmtpAdapter:
+    def __init__(self, context: AdapterContext) -> None:
+        self.context = context
+        self.description = context.description
+        self.name = context.description.name
+        self.channel = context.description.channel
+        where = urlsplit(context.base_url)
+        self._host, self._tls = where.hostname or "localhost", where.scheme == "smtps"
+        self._port = where.port or (465 if self._tls else 25)
+        options = context.options
+        self._sender = options.get("from_email", "")
+        self._sender_name = options.get("from_name")
+        self._domain = self._sender.rpartition("@")[2] or "localhost"
+        self._starttls = options.get("starttls")
+        self._mailto = options.get("unsubscribe_mailto")
+        self._timeout = context.timeout
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        if not isinstance(message.content, Email):
+            return self._classify(Facts(code="unsupported_content", message="email needs an Email content"))
+        if needs_unsubscribe(message):
+            return self._classify(Facts(code="missing_unsubscribe_url",
+                                        message="marketing email needs an unsubscribe URL"))
+        mail = self.build_message(message)
+        return self._classify(await self._deliver(mail, message.to, mail["Message-ID"]))
+
+    def build_message(self, message: OutgoingMessage) -> EmailMessage:
+        content: Email = message.content
+        mail = EmailMessage()
+        mail["From"] = f"{self._sender_name} <{self._sender}>" if self._sender_name else self._sender
+        mail["To"] = message.to
+        mail["Subject"] = content.subject
+        mail["Date"] = formatdate(localtime=False, usegmt=True)
+        mail["Message-ID"] = email_message_id(message.key, self._domain)
+        for name, value in unsubscribe_headers(message, self._mailto).items():
+            mail[name] = value
+        mail.set_content(content.text)
+        if content.html:
+            mail.add_alternative(content.html, subtype="html")
+        return mail
+
+    async def _deliver(self, mail: EmailMessage, recipient: str, message_id: str) -> Facts:
+        secrets = self.context.secrets
+        try:
+            responses, _ = await aiosmtplib.send(
+                mail, sender=self._sender, recipients=[recipient], hostname=self._host, port=self._port,
+                username=secrets.get("username"), password=secrets.get("password"), use_tls=self._tls,
+                start_tls=self._starttls, timeout=self._timeout)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return _reply_facts(refused.code, refused.message)
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:
+            return Facts(transport="connect", message=str(exc)[:200])
+        except aiosmtplib.SMTPTimeoutError as exc:
+            return Facts(transport="timeout", message=str(exc)[:200])
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            return Facts(transport="disconnected", message=str(exc)[:200])
+        except aiosmtplib.SMTPResponseException as exc:
+            return _reply_facts(exc.code, exc.message)
+        except OSError as exc:
+            return Facts(transport="connect", message=str(exc)[:200])
+        reply = responses.get(recipient)
+        return Facts(status=250, message=reply.message if reply else "", message_id=message_id.strip("<>"))
+
+    def _classify(self, facts: Facts) -> SendResult:
+        return classify(self.description, facts)
+
+
+def _reply_facts(code: int, text: str) -> Facts:
+    enhanced = _ENHANCED.search(text or "")
+    return Facts(status=code, code=enhanced.group(1) if enhanced else None, message=(text or "")[:200])

@@ -1,0 +1,148 @@
+"""A local SendGrid v3 Mail Send API: `POST /v3/mail/send`.
+
+202 with an empty body and `X-Message-Id` when the request is valid; 400 with SendGrid's
+`{"errors": [{"message", "field", "help"}]}` listing every problem (no personalizations, more
+than 1,000 recipients, an invalid address, no sender, no subject, no content); 401 for a bad API
+key; 429 with the `X-RateLimit-*` headers.  Addresses on the suppression list are accepted (202)
+and silently dropped, as SendGrid does.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+from .base import Parsed, ProviderServer, Refusal, bearer_token, json_body
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
+
+
+class SendGridServer(ProviderServer):
+    name = "sendgrid"
+
+    def __init__(self, *, api_key: str = "SG.sendgrid-test-key", suppressed: set[str] | None = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.api_key = api_key
+        self.suppressed = set(suppressed or ())
+        self.dropped: list[Parsed] = []
+
+    def routes(self):
+        return [("POST", "/v3/mail/send", self.send)]
+
+    def error_response(self, status, code, message):
+        default = {401: "The provided authorization grant is invalid, expired, or revoked",
+                   413: "Payload too large", 429: "too many requests"}
+        return web.json_response({"errors": [{"message": message or default.get(status, "internal error"),
+                                              "field": None, "help": None}]}, status=status)
+
+    def throttle_response(self, retry_after):
+        response = self.error_response(429, None, None)
+        response.headers.update({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
+                                 "X-RateLimit-Reset": str(int(time.time() + (retry_after or 1)))})
+        return response
+
+    async def send(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        if bearer_token(request) != self.api_key:
+            return self.error_response(401, None, None)
+        parsed = self.parse(body)
+        return await self.respond(request, parsed, lambda: self.accept(parsed))
+
+    def describe(self, payload) -> str:
+        return f"email {payload.get('subject', '')!r}"
+
+    def parse(self, body: bytes) -> Parsed:
+        try:
+            document = json_body(body)
+        except ValueError:
+            raise Refusal(_errors([("Bad Request", None)])) from None
+        problems = request_problems(document)
+        if problems:
+            raise Refusal(_errors(problems))
+        first = document["personalizations"][0]["to"][0]["email"]
+        key = (document["personalizations"][0].get("custom_args") or {}).get("msg_key")
+        return Parsed(first, document, key)
+
+    def accept(self, parsed: Parsed) -> web.Response:
+        message_id = uuid.uuid4().hex[:22]
+        if parsed.recipient in self.suppressed:
+            self.dropped.append(parsed)
+        else:
+            self.deliver(parsed, message_id)
+        return web.Response(status=202, headers={"X-Message-Id": message_id})
+
+
+MESSAGES = {
+    "personalizations": "The personalizations field is required and must have at least one personalization.",
+    "to": "The to array is required for all personalization objects, and must have at least one email object "
+          "with a valid email address.",
+    "address": "Does not contain a valid address.",
+    "too_many": "The personalizations field may not have more than 1000 recipients.",
+    "from": "The from object must be provided for every email send. It is an object that requires an email "
+            "parameter, but may also contain a name parameter.",
+    "subject": "The subject is required. You can get around this requirement if you use a template with a "
+               "subject defined or if every personalization has a subject defined.",
+    "content": "Unless a valid template_id is provided, the content parameter is required. There must be at "
+               "least one defined content block. We typically suggest both text/plain and text/html blocks "
+               "are included, but only one block is required.",
+    "content_order": "If present, text/plain content must be first, followed by text/html, then any other "
+                     "content.",
+}
+
+
+def _errors(problems: list[tuple[str, str | None]]) -> web.Response:
+    errors = [{"message": message, "field": field, "help": HELP} for message, field in problems]
+    return web.json_response({"errors": errors}, status=400)
+
+
+def request_problems(document) -> list[tuple[str, str | None]]:
+    """(message, field) for every way the request breaks SendGrid's rules."""
+    if not isinstance(document, dict):
+        return [("The request body must be a JSON object", None)]
+    personalizations = document.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        problems = [(MESSAGES["personalizations"], "personalizations")]
+        personalizations = []
+    else:
+        problems = _recipient_problems(personalizations)
+    sender = document.get("from")
+    if not isinstance(sender, dict) or not EMAIL.match(str(sender.get("email", ""))):
+        problems.append((MESSAGES["from"], "from.email"))
+    if "template_id" not in document:
+        problems += _content_problems(document, personalizations)
+    return problems
+
+
+def _recipient_problems(personalizations: list) -> list[tuple[str, str | None]]:
+    problems, recipients = [], 0
+    for index, item in enumerate(personalizations):
+        to = item.get("to") if isinstance(item, dict) else None
+        if not isinstance(to, list) or not to:
+            problems.append((MESSAGES["to"], f"personalizations.{index}.to"))
+            continue
+        recipients += len(to)
+        for position, address in enumerate(to):
+            if not isinstance(address, dict) or not EMAIL.match(str(address.get("email", ""))):
+                problems.append((MESSAGES["address"], f"personalizations.{index}.to.{position}.email"))
+    if len(personalizations) > 1000 or recipients > 1000:
+        problems.append((MESSAGES["too_many"], "personalizations"))
+    return problems
+
+
+def _content_problems(document: dict, personalizations: list) -> list[tuple[str, str | None]]:
+    problems = []
+    every_has_subject = all(isinstance(p, dict) and p.get("subject") for p in personalizations)
+    if not document.get("subject") and not every_has_subject:
+        problems.append((MESSAGES["subject"], "subject"))
+    content = document.get("content")
+    blocks_ok = isinstance(content, list) and content and all(
+        isinstance(c, dict) and c.get("type") and c.get("value") for c in content)
+    if not blocks_ok:
+        problems.append((MESSAGES["content"], "content"))
+    elif len(content) > 1 and content[0].get("type") != "text/plain":
+        problems.append((MESSAGES["content_order"], "content"))
+    return problems
