@@ -419,11 +419,15 @@ class RequiresRule(Node):
 
 @node
 class WindowRule(Node):
+    """`marketing via sms between 08:00 and 20:00 local in states FL, OK`: with states, the window
+    binds only recipients whose shipping state is one of them."""
+
     scope: Scope
     start: TimeLit
     end: TimeLit
     local: bool
     cite: StringLit | None = None
+    states: tuple[Name, ...] = ()
 
 
 @node

@@ -376,7 +376,8 @@ _CLAUSE_TEXT: dict[type, Callable] = {
     ast.RequiresRule: lambda r: f"{_scope(r.scope)} requires "
                                 + " and ".join(_requirement(q) for q in r.requirements),
     ast.WindowRule: lambda r: f"{_scope(r.scope)} between {_time(r.start)} and {_time(r.end)}"
-                              + (" local" if r.local else ""),
+                              + (" local" if r.local else "")
+                              + (f" in states {_names(r.states)}" if r.states else ""),
     ast.ReviewWindowRule: lambda r: f"{_scope(r.scope)} window {_duration(r.earliest)}.."
                                     f"{_duration(r.latest)} after {r.event.value}",
     ast.OnceRule: lambda r: f"{_scope(r.scope)} once per {r.per.value}",

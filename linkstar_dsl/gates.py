@@ -235,7 +235,10 @@ def windows_for(plan: FlowPlan, channel: str, row: dict) -> list[tuple[int, int,
     if plan.window is not None:
         found.append((*plan.window, "the flow's window"))
     country = recipient_country(row)
+    state = row.get("ship_state")
     for lw in plan.legal_windows:
+        if lw.states and state not in lw.states:
+            continue
         if country in lw.countries and (not lw.channels or channel in lw.channels):
             found.append((lw.start, lw.end, lw.source))
     return found

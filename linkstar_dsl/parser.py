@@ -249,8 +249,14 @@ class _Builder:
 
     def rule_window(self, c):
         body, cite = self._cited(c)
+        states = next((x for x in body if isinstance(x, _States)), None)
+        local = any(isinstance(x, Token) and x.type == "LOCAL" for x in body)
         return ast.WindowRule(span=self._span(c[0], c[-1]), scope=c[0], start=self._time(body[2]),
-                              end=self._time(body[4]), local=len(body) > 5, cite=cite)
+                              end=self._time(body[4]), local=local, cite=cite,
+                              states=states.names if states else ())
+
+    def states(self, c):
+        return _States(self._names(c[2:]), c[0].start_pos, c[-1].end_pos)
 
     def rule_review_window(self, c):
         body, cite = self._cited(c)
@@ -405,6 +411,13 @@ class _Params(tuple):
         obj = super().__new__(cls, items)
         obj.start_pos, obj.end_pos = start, end
         return obj
+
+
+@attrs.frozen
+class _States:
+    names: tuple
+    start_pos: int
+    end_pos: int
 
 
 @attrs.frozen

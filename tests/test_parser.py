@@ -222,3 +222,17 @@ def test_walk_visits_every_node_in_source_order():
     flow = only_flow("on x where a and b via line")
     names = [n.value for n in flow.walk() if isinstance(n, ast.Name)]
     assert names == ["x", "a", "b", "line"]
+
+
+def test_spec_lists_every_reserved_word():
+    import re
+    from pathlib import Path
+
+    from linkstar_dsl.resources import grammar_text
+
+    words = set(re.findall(r'"([a-z]+)"', grammar_text()))
+    spec = (Path(__file__).resolve().parents[1] / "SPEC.md").read_text(encoding="utf-8")
+    block = spec[spec.index("The reserved words are:"):]
+    block = block[block.index("```") + 3:]
+    listed = set(block[:block.index("```")].split())
+    assert listed == words

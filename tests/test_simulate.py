@@ -209,3 +209,24 @@ def test_explain_shows_each_gate_with_its_value(store):
     assert checks["no line user id"] is False
     text = render(traces, "order o1", at("2026-08-05 04:00:00"))
     assert "✗ where" in text and "channel line" in text
+
+
+def test_state_windows_narrow_the_federal_one(store):
+    con, path = store
+    for cid, state in (("c1", "FL"), ("c2", "NY")):
+        customer(con, cid, country="US", tz="America/New_York", email=False, phone="+12125550100")
+        con.execute("INSERT INTO orders (id, customer_id, marketplace, status, country, state, total, total_currency, "
+                    "placed_at) VALUES (?, ?, 'shopify', 'delivered', 'US', ?, 50, 'USD', "
+                    "TIMESTAMPTZ '2026-08-01 00:00:00+00')", ["o" + cid[1:], cid, state])
+        con.execute("INSERT INTO consents VALUES (?, 'sms', 'marketing', 'written', "
+                    "TIMESTAMPTZ '2026-01-01 00:00:00+00', NULL, 'web_form', NULL, NULL)", [cid])
+        # 20:30 New York time (EDT): inside TCPA's 08:00–21:00, after Florida's 20:00.
+        event(con, "e" + cid[1:], "o" + cid[1:], "delivered", "2026-08-04 00:30:00")
+    flow = ("flow sms purpose marketing market US on delivered where customer.source != amazon via sms "
+            "between 08:00 and 21:00 local send \"promo\" cooldown 7d per customer")
+    _, decisions = simulate(path, flow, "2026-08-03 12:00:00", "2026-08-05 00:00:00")
+    first = {d.order_id: (d.decision, d.reason) for d in decisions}
+    assert first["o2"] == ("send", "sent")
+    assert ("o1", "defer", "window") in outcomes(decisions)
+    sent_fl = [d for d in decisions if d.order_id == "o1" and d.decision == "send"]
+    assert sent_fl and sent_fl[0].send_at >= at("2026-08-04 12:00:00")  # 08:00 EDT next morning

@@ -41,6 +41,8 @@ class LegalWindow:
     start: int
     end: int
     source: str
+    #: Only recipients whose shipping state is one of these (empty: every recipient).
+    states: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -130,5 +132,6 @@ def _legal_windows(purpose: str, env) -> list[LegalWindow]:
                 found.append(LegalWindow(countries, tuple(c.value for c in scope.channels),
                                          _minutes(rule.start), _minutes(rule.end),
                                          f"{policy.title.value if policy.title else policy.subject.value}"
-                                         + (f": {rule.cite.value}" if rule.cite else "")))
+                                         + (f": {rule.cite.value}" if rule.cite else ""),
+                                         frozenset(s.value for s in rule.states)))
     return found

@@ -189,8 +189,8 @@ class _FlowCheck:
 
     def _WindowRule(self, policy, rule: ast.WindowRule, sure: bool) -> None:
         matched = _scope_channels(rule.scope, self.reach)
-        if matched is None:
-            return
+        if matched is None or rule.states:
+            return  # a state's window binds some recipients only: the runtime narrows the window
         legal = f"{_hhmm(rule.start)} and {_hhmm(rule.end)}"
         what = _describe_scope(rule.scope, policy)
         windows = self.flow.find(ast.Window)
