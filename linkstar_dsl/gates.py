@@ -39,6 +39,8 @@ COUNTRY_ZONES = {"JP": "Asia/Tokyo", "US": "America/New_York", "CA": "America/To
                  "MX": "America/Mexico_City", "BE": "Europe/Brussels", "AT": "Europe/Vienna"}
 ADDRESS = {"line": "line_user_id", "email": "email", "sms": "phone", "whatsapp": "whatsapp"}
 CONSENT_STRENGTH = {"implied": 0, "express": 1, "written": 2, "double_opt_in": 3}
+#: CASL: consent implied by a purchase lapses two years after it (express consent never does).
+IMPLIED_CONSENT_LIFETIME = timedelta(days=730)
 
 
 @attrs.frozen
@@ -104,6 +106,7 @@ class _Verdict(Exception):
 
 
 def decide(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> Decision:
+    row = {**row, "_now": now}
     message = choose_message(plan, step, row["customer_id"])
     try:
         channel, send_at = _gates(plan, step, row, now)
@@ -198,21 +201,26 @@ def _channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) -
             continue
         if ob.requirement == "consent":
             level = ob.args[0] if ob.args else "implied"
-            if not _consented(consents, channel, level):
+            if not _consented(consents, channel, level, row.get("_now")):
                 return f"no {level.replace('_', ' ')} consent"
         elif ob.requirement == "friend" and channel == "line" and not row.get("line_user_id"):
             return "not a LINE friend"
     return None
 
 
-def _consented(consents: list, channel: str, level: str) -> bool:
+def _consented(consents: list, channel: str, level: str, now: datetime | None = None) -> bool:
     for c in consents:
         if c["channel"] not in (channel, "any"):
             continue
         if level == "double_opt_in":
             if c["double_opt_in"] or c["level"] == "double_opt_in":
                 return True
-        elif level in ("implied", "express_or_implied"):
+        elif level == "express_or_implied":
+            lapsed = (c["level"] == "implied" and now is not None and c.get("granted_at") is not None
+                      and now - c["granted_at"] > IMPLIED_CONSENT_LIFETIME)
+            if not lapsed:
+                return True
+        elif level == "implied":
             return True
         elif CONSENT_STRENGTH.get(c["level"], 0) >= CONSENT_STRENGTH.get(level, 0):
             return True

@@ -230,3 +230,17 @@ def test_state_windows_narrow_the_federal_one(store):
     assert ("o1", "defer", "window") in outcomes(decisions)
     sent_fl = [d for d in decisions if d.order_id == "o1" and d.decision == "send"]
     assert sent_fl and sent_fl[0].send_at >= at("2026-08-04 12:00:00")  # 08:00 EDT next morning
+
+
+def test_casl_implied_consent_lapses_after_two_years(store):
+    con, path = store
+    for cid, granted in (("c1", "2025-06-01"), ("c2", "2024-01-01")):
+        customer(con, cid, country="CA", tz="America/Toronto")
+        order(con, "o" + cid[1:], cid, country="CA")
+        con.execute("INSERT INTO consents VALUES (?, 'email', 'marketing', 'implied', ?, NULL, 'purchase', NULL, NULL)",
+                    [cid, at(f"{granted} 00:00:00")])
+        event(con, "e" + cid[1:], "o" + cid[1:], "delivered", "2026-08-03 15:00:00")
+    flow = ("flow promo purpose marketing market CA on delivered where customer.source != amazon "
+            "via email send \"promo\" cooldown 7d per customer")
+    _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-05 00:00:00")
+    assert outcomes(decisions) == {("o1", "send", "sent"), ("o2", "skip", "no-channel")}

@@ -171,7 +171,7 @@ def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), ev
             "  (SELECT list(DISTINCT coalesce(s.channel, '*')) FROM suppressions s\n"
             "     WHERE s.customer_id = c.id AND s.occurred_at <= {}) AS suppressed,\n"
             "  (SELECT list(struct_pack(channel := k.channel, level := k.level,\n"
-            "                           double_opt_in := k.double_opt_in_at IS NOT NULL))\n"
+            "                           double_opt_in := k.double_opt_in_at IS NOT NULL, granted_at := k.granted_at))\n"
             "     FROM consents k WHERE k.customer_id = c.id AND k.purpose IN ({}, 'any')\n"
             "      AND k.granted_at <= {} AND (k.revoked_at IS NULL OR k.revoked_at > {})) AS consents,\n"
             "  (SELECT max(l.send_at) FROM ledger l WHERE l.customer_id = c.id AND l.purpose = {}\n"
