@@ -332,9 +332,11 @@ def demo(orders: int, seed: int, db: str | None, color: str) -> None:
 
 def _register_commands() -> None:
     """Commands defined in their own modules (each imports only click at start-up)."""
+    from .demo_data import generate_command
     from .importers.cli import import_command
     from .simulate_cli import explain_command, simulate_command
 
+    main.add_command(generate_command)
     main.add_command(import_command)
     main.add_command(simulate_command)
     main.add_command(explain_command)
