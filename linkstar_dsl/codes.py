@@ -146,6 +146,10 @@ _ENTRIES = [
          "{template} must render the {requirement} (`{{{{ {variable} }}}}`) that {policy} requires", "templates"),
     Code("template-forbidden-content", E, "A template containing content its channel forbids",
          "{template} contains {category} (`{text}`), which {policy} forbids", "templates"),
+    Code("whatsapp-template-unapproved", E, "A WhatsApp template that declares no approved Meta template",
+         "{template} declares no approved WhatsApp template, which business-initiated messages need", "templates"),
+    Code("whatsapp-template-category", E, "A WhatsApp template of the wrong category for the flow's purpose",
+         "{template} is a {category} template, but a {purpose} message needs a {needed} one", "templates"),
     Code("template-syntax", E, "A template that is not valid Jinja2", "this template does not parse: {detail}", "templates"),
     # ---------------------------------------------------------------- suppressions
     Code("suppression-without-reason", W, "A suppression comment that gives no reason",

@@ -95,21 +95,30 @@ def stdlib_root() -> Path:
 
 
 def source_of(tf: TemplateFile) -> SourceFile:
-    return _read(tf.path, tf.display)
+    return _read(tf.path, tf.display, _stamp(tf.path))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What the caches below are keyed on besides the path, so an edited file is read again."""
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)
 
 
 @cache
-def _read(path: Path, display: str) -> SourceFile:
+def _read(path: Path, display: str, stamp: tuple[int, int] = (0, 0)) -> SourceFile:
     return SourceFile(display, path.read_text(encoding="utf-8"))
 
 
 def variables(tf: TemplateFile) -> frozenset[str]:
     """Every variable the template and the partials it includes or extends refer to."""
-    return _variables(tf.path, tf.root)
+    return _variables(tf.path, tf.root, 0, _stamp(tf.path))
 
 
 @cache
-def _variables(path: Path, root: Path, depth: int = 0) -> frozenset[str]:
+def _variables(path: Path, root: Path, depth: int = 0, stamp: tuple[int, int] = (0, 0)) -> frozenset[str]:
     from jinja2 import Environment, TemplateSyntaxError, meta
 
     env = Environment()
@@ -125,18 +134,18 @@ def _variables(path: Path, root: Path, depth: int = 0) -> frozenset[str]:
             for base in (root, path.parent):
                 candidate = (base / ref).resolve()
                 if candidate.is_file() and root.resolve() in candidate.parents:
-                    found |= _variables(candidate, root, depth + 1)
+                    found |= _variables(candidate, root, depth + 1, _stamp(candidate))
                     break
     return frozenset(found)
 
 
 def included_files(tf: TemplateFile) -> tuple[Path, ...]:
     """The partials the template includes or extends, transitively."""
-    return _included(tf.path, tf.root)
+    return _included(tf.path, tf.root, 0, _stamp(tf.path))
 
 
 @cache
-def _included(path: Path, root: Path, depth: int = 0) -> tuple[Path, ...]:
+def _included(path: Path, root: Path, depth: int = 0, stamp: tuple[int, int] = (0, 0)) -> tuple[Path, ...]:
     from jinja2 import Environment, TemplateSyntaxError, meta
 
     try:
@@ -152,7 +161,7 @@ def _included(path: Path, root: Path, depth: int = 0) -> tuple[Path, ...]:
                 candidate = (base / ref).resolve()
                 if candidate.is_file() and root.resolve() in candidate.parents:
                     found.append(candidate)
-                    found.extend(_included(candidate, root, depth + 1))
+                    found.extend(_included(candidate, root, depth + 1, _stamp(candidate)))
                     break
     return tuple(dict.fromkeys(found))
 
@@ -168,3 +177,19 @@ def syntax_error(tf: TemplateFile) -> tuple[int, str] | None:
     except (OSError, UnicodeDecodeError) as exc:
         return 1, str(exc)
     return None
+
+
+_WHATSAPP_HEADER = re.compile(r"\{#-?\s*whatsapp:\s*(?P<fields>[^#]*?)\s*-?#\}")
+
+
+def whatsapp_header(tf: TemplateFile) -> dict[str, str] | None:
+    """The approved-template declaration of a WhatsApp template, or None.
+
+    `{#- whatsapp: template=order_update category=utility language=ja -#}` names the template as
+    approved by Meta, its category and language; outside the 24-hour service window only such a
+    template may be sent.
+    """
+    match = _WHATSAPP_HEADER.search(source_of(tf).text)
+    if match is None:
+        return None
+    return dict(part.split("=", 1) for part in match["fields"].split() if "=" in part)

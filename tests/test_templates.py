@@ -22,7 +22,7 @@ def check(tmp_path: Path, flow: str, templates: dict[str, str]) -> list[tuple[st
     (tmp_path / "f.flow").write_text(flow, encoding="utf-8")
     loaded = load(tmp_path / "f.flow")
     report = check_source(loaded.source)
-    return [(d.code, d.span.text) for d in report.diagnostics if d.code.startswith(("template", "unknown-template",
+    return [(d.code, d.span.text) for d in report.diagnostics if d.code.startswith(("template", "unknown-template", "whatsapp",
                                                                                     "missing-channel", "missing-locale",
                                                                                     "no-channel"))]
 
@@ -120,3 +120,20 @@ def test_policy_content_categories_must_be_known():
 
     report = check_text("policy house\n  review template forbids incentivs\n", "p.flow")
     assert [(d.code, d.span.text) for d in report.diagnostics] == [("unknown-content-rule", "incentivs")]
+
+
+WHATSAPP = ('flow w\n  purpose transactional\n  on delivery_failed\n  where order.marketplace == shopify\n'
+            '  via whatsapp\n  send "address"\n')
+
+
+def test_whatsapp_templates_must_declare_an_approved_template(tmp_path):
+    assert check(tmp_path, WHATSAPP, {"en/address.whatsapp.j2": "Please check your address."}) == [
+        ("whatsapp-template-unapproved", '"address"')]
+
+
+def test_whatsapp_template_category_follows_the_purpose(tmp_path):
+    header = "{#- whatsapp: template=address_update category=marketing language=en -#}\n"
+    assert check(tmp_path, WHATSAPP, {"en/address.whatsapp.j2": header + "Please check."}) == [
+        ("whatsapp-template-category", '"address"')]
+    ok = "{#- whatsapp: template=address_update category=utility language=en -#}\n"
+    assert check(tmp_path, WHATSAPP, {"en/address.whatsapp.j2": ok + "Please check."}) == []

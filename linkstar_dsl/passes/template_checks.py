@@ -143,6 +143,7 @@ def _check_files(flow, anchor, name, channel, locales, store, obligations, seen_
                 continue
         used = variables(tf)
         reported: set[str] = set()
+        approved_seen: set = set()
         for ob in obligations:
             if ob.channels and channel.value not in ob.channels:
                 continue
@@ -158,10 +159,39 @@ def _check_files(flow, anchor, name, channel, locales, store, obligations, seen_
                                  f"required by {ob.policy}: {ob.cite}" if ob.cite else f"required by {ob.policy}"))
             if ob.requirement == "template_forbids":
                 yield from _forbidden_content(tf, anchor, ob)
+            if ob.requirement == "approved_template" and channel.value == "whatsapp" and tf.path not in approved_seen:
+                approved_seen.add(tf.path)
+                yield from _approved_whatsapp(tf, anchor, flow, ob)
     if missing_locales:
         yield make("missing-locale", anchor.span, name=name, channel=channel.value,
                    locales=", ".join(missing_locales), fallback=FALLBACK_LOCALE,
                    help=(f"add templates/{missing_locales[0]}/{name}.{channel.value}.j2",))
+
+
+#: The WhatsApp template category each purpose needs (Meta: mixed content counts as marketing).
+WHATSAPP_CATEGORY = {"marketing": "marketing", "review": "marketing", "service": "utility",
+                     "transactional": "utility"}
+
+
+def _approved_whatsapp(tf, anchor, flow, ob) -> Iterator[Diagnostic]:
+    from ..templates import whatsapp_header
+    from .compliance import reach as _reach
+
+    header = whatsapp_header(tf)
+    source = source_of(tf)
+    if header is None or "template" not in header or "category" not in header:
+        yield make("whatsapp-template-unapproved", anchor.span, template=tf.display,
+                   labels=(Label(Span(source, 0, 0), f"{tf.display} declares no approved template"),),
+                   help=("declare the template approved by Meta on its first line: "
+                         "`{#- whatsapp: template=NAME category=utility language=ja -#}`",
+                         f"required by {ob.policy}: {ob.cite}" if ob.cite else f"required by {ob.policy}"))
+        return
+    purpose = next((p.name.value for p in flow.find(ast.Purpose)), "marketing")
+    needed = WHATSAPP_CATEGORY.get(purpose, "marketing")
+    if header["category"] != needed:
+        yield make("whatsapp-template-category", anchor.span, template=tf.display, category=header["category"],
+                   purpose=purpose, needed=needed,
+                   help=(f"submit it to Meta as a {needed} template and declare `category={needed}`",))
 
 
 def _forbidden_content(tf, anchor, ob) -> Iterator[Diagnostic]:
@@ -187,9 +217,9 @@ def _without_jinja_comments(text: str) -> str:
 
 
 def _partial_source(path, tf):
-    from ..templates import _read
+    from ..templates import _read, _stamp
 
-    return _read(path, str(path.relative_to(tf.root.parent)))
+    return _read(path, str(path.relative_to(tf.root.parent)), _stamp(path))
 
 
 PASSES = (channels_present, check)
