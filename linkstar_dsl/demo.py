@@ -32,7 +32,7 @@ def _say(text: str = "") -> None:
 
 
 def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: str | None = None,
-             step_hours: int = 2) -> int:
+             step_hours: int = 3) -> int:
     started = time.perf_counter()
     examples = data_dir("examples")
     _say("LinkStar flows demo\n")
