@@ -114,56 +114,49 @@ def _read(path: Path, display: str, stamp: tuple[int, int] = (0, 0)) -> SourceFi
 
 def variables(tf: TemplateFile) -> frozenset[str]:
     """Every variable the template and the partials it includes or extends refer to."""
-    return _variables(tf.path, tf.root, 0, _stamp(tf.path))
-
-
-@cache
-def _variables(path: Path, root: Path, depth: int = 0, stamp: tuple[int, int] = (0, 0)) -> frozenset[str]:
-    from jinja2 import Environment, TemplateSyntaxError, meta
-
-    env = Environment()
-    try:
-        parsed = env.parse(path.read_text(encoding="utf-8"))
-    except (TemplateSyntaxError, OSError, UnicodeDecodeError):
-        return frozenset()
-    found = set(meta.find_undeclared_variables(parsed))
-    if depth < 8:
-        for ref in meta.find_referenced_templates(parsed):
-            if ref is None:
-                continue
-            for base in (root, path.parent):
-                candidate = (base / ref).resolve()
-                if candidate.is_file() and root.resolve() in candidate.parents:
-                    found |= _variables(candidate, root, depth + 1, _stamp(candidate))
-                    break
-    return frozenset(found)
+    return _analysis(tf.path, tf.root, 0, _stamp(tf.path))[0]
 
 
 def included_files(tf: TemplateFile) -> tuple[Path, ...]:
     """The partials the template includes or extends, transitively."""
-    return _included(tf.path, tf.root, 0, _stamp(tf.path))
+    return _analysis(tf.path, tf.root, 0, _stamp(tf.path))[1]
+
+
+#: How deep `{% include %}` and `{% extends %}` chains are followed.
+MAX_INCLUDE_DEPTH = 8
 
 
 @cache
-def _included(path: Path, root: Path, depth: int = 0, stamp: tuple[int, int] = (0, 0)) -> tuple[Path, ...]:
+def _analysis(path: Path, root: Path, depth: int, stamp: tuple[int, int]) -> tuple[frozenset[str], tuple[Path, ...]]:
+    """(variables referred to, partials pulled in), for the template and its partials, transitively.
+
+    Only partials inside the template root are followed; `stamp` keys the cache on the file's
+    modification, so an edited template is analysed again.
+    """
     from jinja2 import Environment, TemplateSyntaxError, meta
 
     try:
         parsed = Environment().parse(path.read_text(encoding="utf-8"))
     except (TemplateSyntaxError, OSError, UnicodeDecodeError):
-        return ()
-    found: list[Path] = []
-    if depth < 8:
+        return frozenset(), ()
+    variables_found = set(meta.find_undeclared_variables(parsed))
+    partials: list[Path] = []
+    if depth < MAX_INCLUDE_DEPTH:
         for ref in meta.find_referenced_templates(parsed):
-            if ref is None:
-                continue
-            for base in (root, path.parent):
-                candidate = (base / ref).resolve()
-                if candidate.is_file() and root.resolve() in candidate.parents:
-                    found.append(candidate)
-                    found.extend(_included(candidate, root, depth + 1, _stamp(candidate)))
-                    break
-    return tuple(dict.fromkeys(found))
+            candidate = _partial(ref, path, root) if ref is not None else None
+            if candidate is not None:
+                more_variables, more_partials = _analysis(candidate, root, depth + 1, _stamp(candidate))
+                variables_found |= more_variables
+                partials += [candidate, *more_partials]
+    return frozenset(variables_found), tuple(dict.fromkeys(partials))
+
+
+def _partial(ref: str, path: Path, root: Path) -> Path | None:
+    for base in (root, path.parent):
+        candidate = (base / ref).resolve()
+        if candidate.is_file() and root.resolve() in candidate.parents:
+            return candidate
+    return None
 
 
 def syntax_error(tf: TemplateFile) -> tuple[int, str] | None:
