@@ -19,9 +19,12 @@ from .policies import PolicySet, standard_policies
 from .schema import Schema, standard_schema
 from .source import SourceFile, Span
 
-#: Passes over the module alone, then passes that also need the environment (schema, policies).
+#: Passes over the module alone, then passes that also need the environment (schema, policies):
+#: name resolution first; types, compliance and templates only on a module whose names resolve,
+#: so one misspelt name yields one diagnostic rather than a cascade.
 PASSES = (*structure.PASSES,)
-SCHEMA_PASSES = (*names.PASSES, *typecheck.PASSES, *compliance.PASSES, *template_checks.PASSES)
+NAME_PASSES = names.PASSES
+SCHEMA_PASSES = (*typecheck.PASSES, *compliance.PASSES, *template_checks.PASSES)
 
 
 @attrs.frozen
@@ -94,11 +97,11 @@ def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[
         imported = resolve(module)
         diagnostics.extend(imported.diagnostics)
         env = Env.for_module(module, schema, imported=imported.modules)
-        if not any(d.severity is Severity.ERROR and d.code.startswith("unknown-") for d in diagnostics):
+        resolution = [d for check in NAME_PASSES for d in check(module, env)]
+        diagnostics.extend(resolution)
+        if not any(d.severity is Severity.ERROR for d in resolution):
             for check in SCHEMA_PASSES:
                 diagnostics.extend(check(module, env))
-        else:
-            diagnostics.extend(d for check in SCHEMA_PASSES[:len(names.PASSES)] for d in check(module, env))
     if module is not None and parsed.ok:
         from .suppressions import apply
 

@@ -14,7 +14,7 @@ import attrs
 
 from .compiler.due import build_explain, conjuncts
 from .compiler.plan import FlowPlan, StepPlan
-from .gates import (_channel_problem, _iso, bucket, decide, local_time_after, next_opening,
+from .gates import (channel_problem, iso, bucket, decide, local_time_after, next_opening,
                     recipient_zone, windows_for)
 
 
@@ -59,7 +59,7 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
     checks: list[Check] = []
     due = row["due_at"]
     offset = timedelta(seconds=step.offset)
-    checks.append(Check("trigger", True, f"{plan.event} at {_iso(due - offset)}; due {_iso(due)}"
+    checks.append(Check("trigger", True, f"{plan.event} at {iso(due - offset)}; due {iso(due)}"
                         + (" (not yet)" if due > at else "")))
     if plan.unless is not None:
         checks.append(Check("unless", bool(row["unless_ok"]),
@@ -72,7 +72,7 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
         checks.append(Check("exit when", value is not True, f"`{part.span.text}` is {_word(value)}"))
     if plan.expire:
         deadline = due + timedelta(seconds=plan.expire)
-        checks.append(Check("expire", at <= deadline, f"expires {_iso(deadline)}"))
+        checks.append(Check("expire", at <= deadline, f"expires {iso(deadline)}"))
     if plan.holdout is not None:
         b = bucket("holdout", plan.name, row["customer_id"])
         held = b < float(plan.holdout) * 100
@@ -81,7 +81,7 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
     checks.append(Check("suppression", "*" not in suppressed,
                         "suppressed on " + (", ".join(sorted(suppressed)) if suppressed else "nothing")))
     for channel in step.channels:
-        problem = _channel_problem(plan, channel, row, suppressed)
+        problem = channel_problem(plan, channel, row, suppressed)
         checks.append(Check(f"channel {channel}", problem is None, problem or "usable"))
     if plan.once_per:
         checks.append(Check("once", not row["once_used"], f"once per {plan.once_per}: "
@@ -89,33 +89,33 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
     if plan.cooldown:
         last = row["last_send"]
         ok = last is None or at >= last + timedelta(seconds=plan.cooldown)
+        length = f"{plan.cooldown // 86400}d" if plan.cooldown % 86400 == 0 else f"{plan.cooldown // 3600}h"
         checks.append(Check("cooldown", ok, f"last {plan.purpose} message "
-                            + (_iso(last) if last else "never") + f", cooldown {plan.cooldown // 86400}d"
-                            if plan.cooldown % 86400 == 0 else f", cooldown {plan.cooldown // 3600}h"))
+                            + (iso(last) if last else "never") + f", cooldown {length}"))
     if plan.cap:
         checks.append(Check("cap", row["cap_used"] < plan.cap[0],
                             f"{row['cap_used']} of {plan.cap[0]} {plan.purpose} messages in the window"))
     zone = recipient_zone(row)
     if plan.at_local is not None:
         when = local_time_after(due, plan.at_local, zone)
-        checks.append(Check("at time", at >= when, f"at {plan.at_local[0]:02d}:{plan.at_local[1]:02d} {zone.key}: {_iso(when)}"))
-    channel = next((c for c in step.channels if _channel_problem(plan, c, row, suppressed) is None), None)
+        checks.append(Check("at time", at >= when, f"at {plan.at_local[0]:02d}:{plan.at_local[1]:02d} {zone.key}: {iso(when)}"))
+    channel = next((c for c in step.channels if channel_problem(plan, c, row, suppressed) is None), None)
     if channel is not None:
         windows = windows_for(plan, channel, row)
         if windows:
             opens = next_opening(plan, channel, row, at)
             spans = "; ".join(f"{s // 60:02d}:{s % 60:02d}–{e // 60:02d}:{e % 60:02d} ({why})" for s, e, why in windows)
             checks.append(Check("window", opens <= at, f"local time {at.astimezone(zone):%Y-%m-%d %H:%M} "
-                                f"{zone.key}; open {spans}" + ("" if opens <= at else f"; opens {_iso(opens)}")))
+                                f"{zone.key}; open {spans}" + ("" if opens <= at else f"; opens {iso(opens)}")))
     if due > at:
-        outcome = f"not due yet: due {_iso(due)}"
+        outcome = f"not due yet: due {iso(due)}"
     else:
         d = decide(plan, step, row, at)
-        outcome = {"send": f"SEND via {d.channel} at {_iso(d.send_at)}",
-                   "defer": f"DEFER ({d.reason}) until {_iso(d.send_at)}: {d.detail}",
+        outcome = {"send": f"SEND via {d.channel} at {iso(d.send_at)}",
+                   "defer": f"DEFER ({d.reason}) until {iso(d.send_at)}: {d.detail}",
                    "skip": f"SKIP ({d.reason}): {d.detail}"}[d.decision]
     recorded = con.execute("SELECT decision, reason, send_at FROM ledger WHERE key = ?", [row["key"]]).fetchone()
-    recorded_text = (f"{recorded[0]} ({recorded[1]})" + (f" at {_iso(recorded[2])}" if recorded[2] else "")
+    recorded_text = (f"{recorded[0]} ({recorded[1]})" + (f" at {iso(recorded[2])}" if recorded[2] else "")
                      if recorded else None)
     return Trace(plan.name, step.index, row["key"], row.get("order_id"), row["customer_id"], due,
                  tuple(checks), outcome, recorded_text)
@@ -127,8 +127,8 @@ def _word(value) -> str:
 
 def render(traces: list[Trace], subject: str, at: datetime) -> str:
     if not traces:
-        return f"no flow was triggered for {subject} by {_iso(at)}\n"
-    lines = [f"{subject} at {_iso(at)}", ""]
+        return f"no flow was triggered for {subject} by {iso(at)}\n"
+    lines = [f"{subject} at {iso(at)}", ""]
     for t in traces:
         lines.append(f"flow {t.flow}, step {t.step + 1} (order {t.order_id}, customer {t.customer_id}): {t.outcome}")
         for c in t.checks:

@@ -64,10 +64,10 @@ class Decision:
         return {"flow": self.flow, "step": self.step + 1, "order_id": self.order_id,
                 "customer_id": self.customer_id, "channel": self.channel, "template": self.template,
                 "decision": self.decision, "reason": self.reason, "detail": self.detail,
-                "due_at": _iso(self.due_at), "send_at": _iso(self.send_at)}
+                "due_at": iso(self.due_at), "send_at": iso(self.send_at)}
 
 
-def _iso(t: datetime | None) -> str | None:
+def iso(t: datetime | None) -> str | None:
     return t.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else None
 
 
@@ -140,7 +140,7 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
     due = row["due_at"]
     deadline = due + timedelta(seconds=plan.expire) if plan.expire else None
     if deadline is not None and now > deadline:
-        raise _Verdict("skip", "expired", f"due {_iso(due)}, expired after {plan.expire // 3600}h")
+        raise _Verdict("skip", "expired", f"due {iso(due)}, expired after {plan.expire // 3600}h")
     if plan.holdout is not None and bucket("holdout", plan.name, row["customer_id"]) < float(plan.holdout) * 100:
         raise _Verdict("skip", "holdout", f"in the {plan.holdout}% holdout group")
     suppressed = set(row.get("suppressed") or ())
@@ -153,8 +153,8 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
         free_at = row["last_send"] + timedelta(seconds=plan.cooldown)
         if now < free_at:
             if deadline is not None and free_at > deadline:
-                raise _Verdict("skip", "cooldown", f"cooldown until {_iso(free_at)}, after expiry", channel=channel)
-            raise _Verdict("defer", "cooldown", f"last {plan.purpose} message at {_iso(row['last_send'])}",
+                raise _Verdict("skip", "cooldown", f"cooldown until {iso(free_at)}, after expiry", channel=channel)
+            raise _Verdict("defer", "cooldown", f"last {plan.purpose} message at {iso(row['last_send'])}",
                            send_at=free_at, channel=channel)
     if plan.cap and row["cap_used"] >= plan.cap[0]:
         raise _Verdict("skip", "cap", f"{row['cap_used']} {plan.purpose} messages in the cap window",
@@ -167,7 +167,7 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
     opens = next_opening(plan, channel, row, now)
     if opens > now:
         if deadline is not None and opens > deadline:
-            raise _Verdict("skip", "window", f"the window opens at {_iso(opens)}, after expiry", channel=channel)
+            raise _Verdict("skip", "window", f"the window opens at {iso(opens)}, after expiry", channel=channel)
         zone = recipient_zone(row)
         raise _Verdict("defer", "window", f"local time {now.astimezone(zone):%H:%M} {zone.key} is outside "
                        f"the send window", send_at=opens, channel=channel)
@@ -177,14 +177,14 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
 def _choose_channel(plan: FlowPlan, step: StepPlan, row: dict, suppressed: set) -> str:
     reasons = []
     for channel in step.channels:
-        problem = _channel_problem(plan, channel, row, suppressed)
+        problem = channel_problem(plan, channel, row, suppressed)
         if problem is None:
             return channel
         reasons.append(f"{channel}: {problem}")
     raise _Verdict("skip", "no-channel", "; ".join(reasons) or "no channel")
 
 
-def _channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) -> str | None:
+def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) -> str | None:
     field = ADDRESS.get(channel)
     if field is not None and not row.get(field):
         return f"no {field.replace('_', ' ')}"

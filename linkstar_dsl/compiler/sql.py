@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import attrs
-
 from .. import ast
 from ..schema import Schema
 
@@ -25,14 +23,8 @@ class Unsupported(Exception):
     """An expression the SQL compiler cannot express (reported by `linkstar run` as an error)."""
 
 
-@attrs.define
-class Fragment:
-    sql: str
-    params: list = attrs.field(factory=list)
-
-
 class ExprCompiler:
-    def __init__(self, schema: Schema, now_param: str = "now") -> None:
+    def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.params: list = []
 
