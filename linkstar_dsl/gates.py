@@ -68,6 +68,7 @@ class Decision:
 
 
 def iso(t: datetime | None) -> str | None:
+    """An instant as ISO 8601 in UTC (`2026-08-05T01:00:00Z`); None stays None."""
     return t.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else None
 
 
