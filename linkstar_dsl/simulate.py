@@ -2,8 +2,9 @@
 
 The data file is attached read-only; the decisions go to a scratch ledger (seeded with the real
 ledger's rows, so past sends still count for cooldowns and caps).  Each tick evaluates every
-step's due query for (previous tick, now] and records one decision per due occurrence: send,
-defer (with the time) or skip (with the reason).  The same inputs always give the same output.
+step's due query for (previous tick, now], fetches what the gates need to know about all the
+customers due at once, and records one decision per due occurrence: send, defer (with the time)
+or skip (with the reason).  The same inputs always give the same output.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import duckdb
 
 from .compiler.due import build
 from .compiler.plan import FlowPlan
+from .gate_inputs import fetch
 from .gates import Decision, decide
 from .store import DATA_TABLES, MIGRATIONS
 
@@ -56,20 +58,25 @@ class Simulation:
         self.queries = {(p.name, s.index): build(p, s, self.schema) for p in self.plans for s in p.steps}
 
     def tick(self, since: datetime, now: datetime) -> list[Decision]:
-        made = []
+        due = []  # (plan, step, row) in plan and step order
         for plan in self.plans:
             for step in plan.steps:
                 query = self.queries[(plan.name, step.index)]
                 binding = dict(now=now, since=since, flow=plan.name, step=step.index)
                 if query.probe_sql and not self.con.execute(query.probe_sql,
                                                             query.bind(**binding, probe=True)).fetchone()[0]:
-                    continue  # nothing due: skip the query that computes the gate inputs
+                    continue  # nothing due: skip the query that evaluates the guards
                 cursor = self.con.execute(query.sql, query.bind(**binding))
                 names = [d[0] for d in cursor.description]
-                for values in cursor.fetchall():
-                    decision = decide(plan, step, dict(zip(names, values)), now)
-                    self._record(decision)
-                    made.append(decision)
+                due += [(plan, step, dict(zip(names, values))) for values in cursor.fetchall()]
+        recipients = fetch(self.con, {row["customer_id"] for _, _, row in due}, now)
+        made = []
+        for plan, step, row in due:
+            decision = decide(plan, step, recipients.fill(row, plan, now), now)
+            if decision.decision == "send":
+                recipients.sent(decision.customer_id, plan, decision.order_id, decision.send_at)
+            self._record(decision)
+            made.append(decision)
         self.decisions.extend(made)
         return made
 

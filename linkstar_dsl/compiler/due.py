@@ -2,10 +2,9 @@
 
 It selects the trigger occurrences whose due time falls in (since, now] (an index range scan on
 `(event, occurred_at)`, so a tick costs what is due, not the size of the history), plus those the
-ledger deferred to a time now past, leaves out those the ledger already decided, and computes in
-the database every input the gates need: the guards and exits evaluated at `now`, suppressions,
-consents in force for the purpose, the last send of the purpose (cooldown), the sends in the cap
-window, and whether the order already got this flow (once per order).
+ledger deferred to a time now past, leaves out those the ledger already decided, and evaluates the
+guards and exits at `now`.  The recipients' suppressions, consents and past sends are fetched for
+the whole tick at once (`gate_inputs.py`); `build_explain` computes them in the same query.
 
 SQL text and its parameters are built together as `Q` values, so a `?` and its value can never
 drift apart.
@@ -104,7 +103,7 @@ def build(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
         " WHERE l.flow = {} AND l.step = {} AND l.decision = 'defer' AND l.send_at <= {}))\n",
         events, plan.event, SINCE, step.offset, NOW, step.offset, FLOW, STEP,
         events, plan.event, FLOW, STEP, NOW)
-    whole = due + _select(plan, step, schema, events=Q("due"))() + "\nORDER BY due_at, key"
+    whole = due + _select(plan, step, schema, events=Q("due"), gate_inputs=False)() + "\nORDER BY due_at, key"
     probe = due + "SELECT count(*) FROM due"
     return DueQuery(whole.sql, whole.params, probe.sql, probe.params)
 
@@ -129,7 +128,8 @@ def _key() -> Q:
     return q("concat({}, ':', {}, ':', e.id)", FLOW, STEP)
 
 
-def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), events: Q | None = None):
+def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), events: Q | None = None,
+            gate_inputs: bool = True):
     events = events if events is not None else _events(plan)
     if plan.subject == "order":
         source = q("FROM {} e JOIN orders o ON o.id = e.order_id "
@@ -162,13 +162,17 @@ def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), ev
     cap_window = plan.cap[1] if plan.cap else 0
 
     def select() -> Q:
-        return q(
+        head = q(
             "SELECT {} AS key, e.id AS occurrence, o.id AS order_id, c.id AS customer_id,\n"
             "  e.occurred_at + to_seconds({}) AS due_at, o.country AS ship_country, o.state AS ship_state,\n"
             "  o.marketplace AS marketplace,\n"
             f"  {columns},\n"
-            "  {} AS guard_ok, {} AS unless_ok, {} AS exited,\n"
-            "  (SELECT list(DISTINCT coalesce(s.channel, '*')) FROM suppressions s\n"
+            "  {} AS guard_ok, {} AS unless_ok, {} AS exited",
+            _key(), step.offset, all_of(plan.guards, "TRUE"), unless, any_of(plan.exits))
+        if not gate_inputs:
+            return head + extra + "\n" + source
+        return head + q(
+            ",\n  (SELECT list(DISTINCT coalesce(s.channel, '*')) FROM suppressions s\n"
             "     WHERE s.customer_id = c.id AND s.occurred_at <= {}) AS suppressed,\n"
             "  (SELECT list(struct_pack(channel := k.channel, level := k.level,\n"
             "                           double_opt_in := k.double_opt_in_at IS NOT NULL, granted_at := k.granted_at))\n"
@@ -180,7 +184,6 @@ def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), ev
             "      AND l.decision = 'send' AND l.send_at > {} - to_seconds({})) AS cap_used,\n"
             "  EXISTS (SELECT 1 FROM ledger l WHERE l.flow = {} AND l.decision = 'send'\n"
             "      AND (l.order_id = o.id OR ({} = 'customer' AND l.customer_id = c.id))) AS once_used{}\n",
-            _key(), step.offset, all_of(plan.guards, "TRUE"), unless, any_of(plan.exits),
             NOW, plan.purpose, NOW, NOW, plan.purpose, NOW, plan.purpose, NOW, cap_window,
             FLOW, plan.once_per or "", extra,
         ) + source

@@ -1,0 +1,78 @@
+"""What the gates read about the recipients of one tick, fetched in a few batched queries.
+
+The due queries select the due occurrences with their guards; then, for every customer due in the
+tick at once, three plain queries fetch their suppressions, consents and past sends.  Sends
+decided during the tick are added as they happen, so a later step of the same tick sees them
+(cooldowns, caps and once-per count them straight away).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import attrs
+
+from .compiler.plan import FlowPlan
+
+
+@attrs.define
+class Send:
+    flow: str
+    purpose: str
+    order_id: str | None
+    send_at: datetime
+
+
+@attrs.define
+class Recipients:
+    """Suppressions, consents and sends of the customers due in one tick."""
+
+    suppressed: dict[str, list[str]] = attrs.field(factory=dict)
+    consents: dict[str, list[dict]] = attrs.field(factory=lambda: defaultdict(list))
+    sends: dict[str, list[Send]] = attrs.field(factory=lambda: defaultdict(list))
+
+    def fill(self, row: dict, plan: FlowPlan, now: datetime) -> dict:
+        """The row with the gate inputs `gates.decide` reads, as of `now`."""
+        customer = row["customer_id"]
+        sends = list(self.sends.get(customer, ()))
+        same_purpose = [s for s in sends if s.purpose == plan.purpose]
+        past = [s.send_at for s in same_purpose if s.send_at <= now]
+        window = timedelta(seconds=plan.cap[1]) if plan.cap else timedelta(0)
+        consents = [c for c in self.consents.get(customer, ())
+                    if c["purpose"] in (plan.purpose, "any") and c["granted_at"] <= now
+                    and (c["revoked_at"] is None or c["revoked_at"] > now)]
+        once_used = any(s.flow == plan.name and (s.order_id == row.get("order_id") or plan.once_per == "customer")
+                        for s in sends)
+        return {
+            **row,
+            "suppressed": self.suppressed.get(customer, []),
+            "consents": consents,
+            "last_send": max(past) if past else None,
+            "cap_used": sum(1 for s in same_purpose if s.send_at > now - window),
+            "once_used": once_used,
+        }
+
+    def sent(self, customer: str, plan: FlowPlan, order_id: str | None, at: datetime) -> None:
+        self.sends[customer].append(Send(plan.name, plan.purpose, order_id, at))
+
+
+def fetch(con, customers: set[str], now: datetime) -> Recipients:
+    found = Recipients()
+    if not customers:
+        return found
+    ids = sorted(customers)
+    for customer, channels in con.execute(
+            "SELECT customer_id, list(DISTINCT coalesce(channel, '*')) FROM suppressions "
+            "WHERE customer_id IN (SELECT unnest(?)) AND occurred_at <= ? GROUP BY customer_id", [ids, now]).fetchall():
+        found.suppressed[customer] = list(channels)
+    for customer, channel, purpose, level, doi, granted, revoked in con.execute(
+            "SELECT customer_id, channel, purpose, level, double_opt_in_at IS NOT NULL, granted_at, revoked_at "
+            "FROM consents WHERE customer_id IN (SELECT unnest(?))", [ids]).fetchall():
+        found.consents[customer].append({"channel": channel, "purpose": purpose, "level": level,
+                                         "double_opt_in": doi, "granted_at": granted, "revoked_at": revoked})
+    for customer, flow, purpose, order_id, send_at in con.execute(
+            "SELECT customer_id, flow, purpose, order_id, send_at FROM ledger "
+            "WHERE customer_id IN (SELECT unnest(?)) AND decision = 'send'", [ids]).fetchall():
+        found.sends[customer].append(Send(flow, purpose, order_id, send_at))
+    return found
