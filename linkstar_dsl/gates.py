@@ -133,7 +133,7 @@ def choose_message(plan: FlowPlan, step: StepPlan, customer_id: str) -> Message 
 
 def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[str, datetime]:
     if not row["unless_ok"]:
-        raise _Verdict("skip", "unless", f"the trigger's `unless` event happened")
+        raise _Verdict("skip", "unless", "the trigger's `unless` event happened")
     if not row["guard_ok"]:
         raise _Verdict("skip", "guard", "a `where` condition is false at send time")
     if row["exited"]:

@@ -145,7 +145,7 @@ class ExprCompiler:
         table, key, owner = self._event_source(event)
         # count() counts the customer's events across all their orders, as SPEC.md says.
         if table == "order_events":
-            scope = f"x.order_id IN (SELECT id FROM orders WHERE customer_id = c.id)"
+            scope = "x.order_id IN (SELECT id FROM orders WHERE customer_id = c.id)"
         else:
             scope = f"x.{key} = {owner}"
         sql = f"(SELECT count(*) FROM {table} x WHERE {scope} AND x.event = {self.param(event)}"

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import hashlib
 
-from .dates import DateReader
 from .markets import CURRENCY_OF_COUNTRY, customer_market
 from .messages import RowError
-from .readers import RawRow
-from .records import MERGE, PRIMARY, Record
-from .tables import Table
+from .records import MERGE, PRIMARY, ExportConverter, Record
 from .values import build_row
 
 DOCUMENT_PATHS = (("payload", "Orders"), ("Orders",))
@@ -52,18 +49,7 @@ def looks_like_amazon(order: dict) -> bool:
     return "AmazonOrderId" in order
 
 
-class AmazonConverter:
-    def __init__(self, tables: dict[str, Table], dates: DateReader) -> None:
-        self.tables = tables
-        self.dates = dates
-
-    def convert(self, raw: RawRow) -> Record:
-        if raw.problem is not None:
-            return Record.rejected(raw.line, raw.problem)
-        try:
-            return self._record(raw.values, raw.line)
-        except RowError as error:
-            return Record.rejected(raw.line, error.problem)
+class AmazonConverter(ExportConverter):
 
     def _record(self, order: dict, line: int) -> Record:
         if not order.get("AmazonOrderId"):

@@ -54,3 +54,27 @@ class Record:
 
     def add(self, table: str, mode: str, values: dict) -> None:
         self.rows.append(Row(table, mode, values))
+
+
+class ExportConverter:
+    """Turns one order of a marketplace export into a `Record`; a bad order is a rejected row.
+
+    Subclasses read the order in `_record`, raising `RowError` for what they cannot use.
+    """
+
+    def __init__(self, tables, dates) -> None:
+        self.tables = tables
+        self.dates = dates
+
+    def convert(self, raw) -> Record:
+        from .messages import RowError
+
+        if raw.problem is not None:
+            return Record.rejected(raw.line, raw.problem)
+        try:
+            return self._record(raw.values, raw.line)
+        except RowError as error:
+            return Record.rejected(raw.line, error.problem)
+
+    def _record(self, order: dict, line: int) -> Record:
+        raise NotImplementedError

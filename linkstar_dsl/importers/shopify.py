@@ -33,9 +33,7 @@ import hashlib
 from .dates import DateReader
 from .markets import ZONE_OF_COUNTRY, locale_of
 from .messages import Problem, RowError
-from .readers import RawRow
-from .records import MERGE, PRIMARY, Record, Revocation
-from .tables import Table
+from .records import MERGE, PRIMARY, ExportConverter, Record, Revocation
 from .values import build_row, phone
 
 DOCUMENT_PATHS = (("orders",), ("order",))
@@ -51,18 +49,9 @@ def looks_like_shopify(order: dict) -> bool:
     return "line_items" in order or "financial_status" in order or "total_price" in order
 
 
-class ShopifyConverter:
-    def __init__(self, tables: dict[str, Table], dates: DateReader) -> None:
-        self.tables = tables
-        self.dates = dates
-
-    def convert(self, raw: RawRow) -> Record:
-        if raw.problem is not None:
-            return Record.rejected(raw.line, raw.problem)
-        try:
-            return _OrderReader(raw.values, raw.line, self).record()
-        except RowError as error:
-            return Record.rejected(raw.line, error.problem)
+class ShopifyConverter(ExportConverter):
+    def _record(self, order: dict, line: int) -> Record:
+        return _OrderReader(order, line, self).record()
 
 
 class _OrderReader:

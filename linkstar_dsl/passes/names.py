@@ -39,7 +39,6 @@ def events(module: ast.Module, env) -> Iterator[Diagnostic]:
 
 
 def vocabulary(module: ast.Module, env) -> Iterator[Diagnostic]:
-    schema: Schema = env.schema
     for node in ast.nodes(module, ast.Via, ast.Scope, ast.Purpose, ast.ForbidRule, ast.Market):
         if isinstance(node, ast.Via) or isinstance(node, ast.Scope):
             for channel in node.channels:
@@ -64,7 +63,6 @@ def _metric_paths(module: ast.Module) -> set[int]:
 
 
 def metrics(module: ast.Module, env) -> Iterator[Diagnostic]:
-    schema: Schema = env.schema
     for policy in module.policies:
         for rule in policy.rules:
             if isinstance(rule, ast.PauseRule):

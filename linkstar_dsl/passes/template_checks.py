@@ -175,7 +175,6 @@ WHATSAPP_CATEGORY = {"marketing": "marketing", "review": "marketing", "service":
 
 def _approved_whatsapp(tf, anchor, flow, ob) -> Iterator[Diagnostic]:
     from ..templates import whatsapp_header
-    from .compliance import reach as _reach
 
     header = whatsapp_header(tf)
     source = source_of(tf)

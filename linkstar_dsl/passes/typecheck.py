@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from .. import ast
 from ..diagnostics import Diagnostic, make
 from ..schema import Schema
-from ..types import (BOOL, DURATION, EVENT, INT, LITERAL_TYPES, MONEY, NUMERIC, ORDERED, STRING,
+from ..types import (BOOL, DURATION, EVENT, INT, LITERAL_TYPES, NUMERIC, ORDERED, STRING,
                      TIMESTAMP, UNKNOWN, Type, comparable, from_ref)
 
 
