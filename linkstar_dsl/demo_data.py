@@ -44,10 +44,10 @@ How it is made: every value is a pure function of the seed, a name for the value
 the row's number, drawn with DuckDB's `hash()`.  Rows are produced with `range()` and `INSERT …
 SELECT`, one chunk of customers at a time, so no Python code runs per row, the generator's working
 tables are bounded by the chunk, and the same seed gives the same tables whatever the chunk size or
-number of threads (for a given DuckDB version, whose `hash()` it relies on).  The store's secondary
-indexes are dropped for the load and rebuilt once at the end, which is faster than maintaining
-them chunk by chunk.  What does grow with the data is DuckDB's memory for the store's indexes (the
-primary keys and the event indexes), which it keeps resident.
+number of threads (for a given DuckDB version, whose `hash()` it relies on).  Ids grow as rows
+are written, so the primary keys take each chunk cheaply; the events' `(event, occurred_at)`
+indexes are dropped for the load and rebuilt once at the end.  What does grow with the data is
+DuckDB's memory for the store's indexes, which it keeps resident.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ DEFAULT_ORDERS = 20_000
 DEFAULT_SEED = 42
 DEFAULT_DAYS = 120
 DEFAULT_START = datetime(2026, 7, 1, tzinfo=timezone.utc)
-#: Order ids embed the order's number in at most 8 digits.
+#: Order ids embed the order's number (at most 8 digits; Amazon numbers stay within 14).
 MAX_ORDERS = 100_000_000
 #: Customers generated per round; bounds the memory of the work tables, not the result.
 CUSTOMERS_PER_CHUNK = 200_000
@@ -482,14 +482,25 @@ def _describe(counts: dict[str, int]) -> str:
 
 # ============================================================================ store indexes
 
+#: Rows are written customer by customer and order by order, with ids that grow as they go, so
+#: indexes led by these columns take new rows cheaply.  Any other index (the events' `(event,
+#: occurred_at)`) is dropped for the load and rebuilt once at the end, which is much faster than
+#: maintaining it chunk by chunk.
+ROW_ORDER_COLUMNS = ("id", "order_id", "customer_id")
+
 
 def _secondary_indexes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """(name, CREATE statement) of the indexes on the tables we fill; bulk loads run without them."""
+    """(name, CREATE statement) of the indexes on the tables we fill that the load should skip."""
     placeholders = ", ".join("?" for _ in FILLED_TABLES)
     rows = con.execute(
-        f"SELECT index_name, sql FROM duckdb_indexes() WHERE schema_name = 'main' AND table_name IN ({placeholders})"
-        " AND sql IS NOT NULL ORDER BY index_name", list(FILLED_TABLES)).fetchall()
-    return [(name, sql) for name, sql in rows]
+        f"SELECT index_name, expressions, sql FROM duckdb_indexes() WHERE schema_name = 'main' "
+        f"AND table_name IN ({placeholders}) AND sql IS NOT NULL ORDER BY index_name", list(FILLED_TABLES)).fetchall()
+    return [(name, sql) for name, expressions, sql in rows if _leading_column(expressions) not in ROW_ORDER_COLUMNS]
+
+
+def _leading_column(expressions: str) -> str:
+    """The first key of an index, from `duckdb_indexes().expressions` (e.g. `['"event"', occurred_at]`)."""
+    return expressions.strip("[]").split(",")[0].strip().strip("'\"")
 
 
 def _drop_indexes(con: duckdb.DuckDBPyConnection, indexes: list[tuple[str, str]]) -> None:
@@ -498,10 +509,17 @@ def _drop_indexes(con: duckdb.DuckDBPyConnection, indexes: list[tuple[str, str]]
 
 
 def _restore_indexes(con: duckdb.DuckDBPyConnection, indexes: list[tuple[str, str]]) -> None:
-    for name, sql in indexes:
-        exists = con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?", [name]).fetchone()[0]
-        if not exists:
-            con.execute(sql)
+    """Recreate the dropped indexes, on one thread: DuckDB builds an index faster that way than by
+    merging the trees of several threads."""
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute("SET threads = 1")
+    try:
+        for name, sql in indexes:
+            exists = con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?", [name]).fetchone()[0]
+            if not exists:
+                con.execute(sql)
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
 
 
 # ========================================================================= reference tables
@@ -674,6 +692,11 @@ def _plan_profiles(con, plan: Plan, dice: Dice) -> None:
 # ------------------------------------------------------------------------------------ orders
 
 
+#: Amazon order numbers grow with the order's number (cheap to index) with random-looking low digits.
+AMAZON_NUMBERS_FROM = 40_000_000_000_000
+AMAZON_NUMBER_STRIDE = 7_919
+
+
 def _plan_orders(con, plan: Plan, dice: Dice) -> None:
     """Every order of the chunk with the instant of each thing that happens to it (epoch seconds,
     possibly after the end of the period: those events are left out when the rows are written)."""
@@ -825,8 +848,8 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
         SELECT r.c, r.i, r.customer_id, r.country, r.region, r.tz, r.locale, r.currency, r.marketplace,
                r.fulfillment, r.item_count, r.total, r.gift, r.canceled_unpaid,
                CASE r.marketplace
-                    WHEN 'amazon' THEN printf('%03d-%d%06d-%07d', {dice.element('amazon_prefix', i, 'r.amazon_prefixes')},
-                                              r.i // 10000000, {below('amazon_id', i, 1000000)}, r.i % 10000000)
+                    WHEN 'amazon' THEN printf('%03d-%07d-%07d', {dice.element('amazon_prefix', i, 'r.amazon_prefixes')},
+                                              amazon_number // 10000000, amazon_number % 10000000)
                     WHEN 'rakuten' THEN '391734-' || strftime(r.placed_date, '%Y%m%d') || '-' || lpad(r.i::VARCHAR, 10, '0')
                     WHEN 'shopify' THEN (6100000000000 + r.i)::VARCHAR
                     ELSE 'WEB-' || (100000000 + r.i)::VARCHAR END AS order_id,
@@ -848,7 +871,8 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
                     THEN round(r.total * (0.1 + 0.4 * {u('refund_share', i)}), CASE WHEN r.currency = 'JPY' THEN 0 ELSE 2 END)
                     ELSE r.total END::DECIMAL(18, 2) AS refund_amount,
                CASE WHEN {chance('claim_reason', i, 0.6)} THEN 'not_as_described' ELSE 'damaged' END AS claim_reason
-        FROM refunded r""")
+        FROM (SELECT *, {AMAZON_NUMBERS_FROM} + i * {AMAZON_NUMBER_STRIDE} + {below('amazon_number', i, AMAZON_NUMBER_STRIDE)}
+                  AS amazon_number FROM refunded) r""")
 
 
 def _status_sql(plan: Plan) -> str:
@@ -1034,7 +1058,7 @@ def _plan_carts(con, plan: Plan, dice: Dice) -> None:
                    1 + {dice.below('cart_items', key, 4)} AS item_count,
                    md5('cart:{dice.seed}:' || {key}::VARCHAR) AS token
             FROM counted x JOIN _demo_country co ON co.code = x.country CROSS JOIN range(x.carts) r(n))
-        SELECT d.c, d.customer_id, d.n, 'cart_' || d.c::VARCHAR || '_' || d.n::VARCHAR AS cart_id,
+        SELECT d.c, d.customer_id, d.n, 'cart_' || lpad(d.c::VARCHAR, 9, '0') || '_' || d.n::VARCHAR AS cart_id,
                CASE WHEN d.recovered THEN o.placed_at - d.lead ELSE d.anytime END AS abandoned_at,
                CASE WHEN d.currency = 'JPY' THEN round(d.value / 10) * 10 ELSE round(d.value, 2) END::DECIMAL(18, 2)
                    AS total,
@@ -1111,8 +1135,8 @@ def _insert_order_events(con, plan: Plan) -> None:
              for n, (event, column, data) in enumerate(ORDER_EVENTS)]
     con.execute(f"""
         INSERT INTO order_events
-        SELECT order_id || ':' || event, order_id, event, to_timestamp(happened_at), data
-        FROM ({' UNION ALL '.join(parts)}) ORDER BY order_id, event""")
+        SELECT 'oe_' || lpad(i::VARCHAR, 9, '0') || '_' || event, order_id, event, to_timestamp(happened_at), data
+        FROM ({' UNION ALL '.join(parts)}) ORDER BY i, event""")
 
 
 def _insert_carts(con, plan: Plan) -> None:
