@@ -55,8 +55,9 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
 DEFAULT_ORDERS = 20_000
 DEFAULT_SEED = 42
 DEFAULT_DAYS = 120
-DEFAULT_START = datetime(2026, 7, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 7, 1, tzinfo=UTC)
 #: Order ids embed the order's number (at most 8 digits; Amazon numbers stay within 14).
 MAX_ORDERS = 100_000_000
 #: Customers generated per round; bounds the memory of the work tables, not the result.
@@ -132,7 +133,8 @@ COUNTRIES = (
             0.70, 0.7, 0.03, "express", _EU_AMAZON, ("colissimo", "chronopost", "mondial-relay"), _COM),
     Country("IT", 40, "EUR", 30, 29, 4.90, 450, "39",
             ("320", "328", "333", "338", "340", "347", "349", "366", "380", "392"), 7, 2.8,
-            0.01, 0.005, 0.65, 0.70, 0.7, 0.03, "express", _EU_AMAZON, ("poste-italiane", "brt", "gls"), _COM),
+            0.01, 0.005, 0.65, 0.70, 0.7, 0.03, "express", _EU_AMAZON, ("poste-italiane", "brt", "gls"),
+            _COM),
     Country("ES", 40, "EUR", 30, 29, 4.90, 450, "34", ("6", "7"), 8, 2.4, 0.01, 0.005, 0.70,
             0.70, 0.7, 0.03, "express", _EU_AMAZON, ("correos", "seur", "mrw"), _COM),
     Country("NL", 20, "EUR", 30, 29, 4.90, 450, "31", ("6",), 8, 1.3, 0.01, 0.005, 0.55,
@@ -248,10 +250,10 @@ ORDER_HOURS = (3, 2, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 5, 5, 5, 6, 6, 7, 8, 9,
 
 #: (given names, family names) per name group, each as "native/latin" (latin for email addresses).
 NAMES = {
-    "ja": ("陽翔/haruto 蓮/ren 湊/minato 大翔/hiroto 悠真/yuma 翔太/shota 結衣/yui 陽葵/himari 美咲/misaki "
-           "さくら/sakura 葵/aoi 凛/rin",
-           "佐藤/sato 鈴木/suzuki 高橋/takahashi 田中/tanaka 伊藤/ito 渡辺/watanabe 山本/yamamoto "
-           "中村/nakamura 小林/kobayashi 加藤/kato 吉田/yoshida 山田/yamada"),
+    "ja": (("陽翔/haruto 蓮/ren 湊/minato 大翔/hiroto 悠真/yuma 翔太/shota 結衣/yui 陽葵/himari 美咲/misaki "
+            "さくら/sakura 葵/aoi 凛/rin"),
+           ("佐藤/sato 鈴木/suzuki 高橋/takahashi 田中/tanaka 伊藤/ito 渡辺/watanabe 山本/yamamoto "
+            "中村/nakamura 小林/kobayashi 加藤/kato 吉田/yoshida 山田/yamada")),
     "en": ("James Mary Michael Jennifer David Linda Emily Daniel Olivia Ethan Sophia Noah",
            "Smith Johnson Williams Brown Jones Garcia Miller Davis Wilson Taylor Anderson Thomas"),
     "de": ("Lukas Anna Leon Marie Felix Sophie Jonas Lea Paul Hannah Maximilian Katharina",
@@ -260,19 +262,19 @@ NAMES = {
            "Martin Bernard Dubois Thomas Robert Richard Petit Durand Leroy Moreau Simon Lefèvre/lefevre"),
     "it": ("Leonardo Sofia Francesco Giulia Alessandro Aurora Lorenzo Alice Mattia Ginevra Andrea Chiara",
            "Rossi Russo Ferrari Esposito Bianchi Romano Colombo Ricci Marino Greco Bruno Gallo"),
-    "es": ("Hugo Lucía/lucia Martín/martin Sofía/sofia Pablo María/maria Alejandro Paula Daniel Valeria "
-           "Mateo Carmen",
-           "García/garcia Rodríguez/rodriguez González/gonzalez Fernández/fernandez López/lopez "
-           "Martínez/martinez Sánchez/sanchez Pérez/perez Gómez/gomez Martín/martin Jiménez/jimenez Ruiz"),
-    "ko": ("민준/minjun 서연/seoyeon 도윤/doyoon 지우/jiwoo 시우/siwoo 하은/haeun 예준/yejun 수아/sua "
-           "주원/juwon 지민/jimin 하준/hajun 서윤/seoyun",
+    "es": (("Hugo Lucía/lucia Martín/martin Sofía/sofia Pablo María/maria Alejandro Paula Daniel Valeria "
+            "Mateo Carmen"),
+           ("García/garcia Rodríguez/rodriguez González/gonzalez Fernández/fernandez López/lopez "
+            "Martínez/martinez Sánchez/sanchez Pérez/perez Gómez/gomez Martín/martin Jiménez/jimenez Ruiz")),
+    "ko": (("민준/minjun 서연/seoyeon 도윤/doyoon 지우/jiwoo 시우/siwoo 하은/haeun 예준/yejun 수아/sua "
+            "주원/juwon 지민/jimin 하준/hajun 서윤/seoyun"),
            "김/kim 이/lee 박/park 최/choi 정/jung 강/kang 조/cho 윤/yoon 장/jang 임/lim 한/han 오/oh"),
-    "zh": ("志明/chihming 淑芬/shufen 家豪/chiahao 雅婷/yating 冠宇/kuanyu 怡君/yichun 俊傑/chunchieh "
-           "佳穎/chiaying 承恩/chengen 欣怡/hsinyi 宇軒/yuhsuan 詩涵/shihhan",
+    "zh": (("志明/chihming 淑芬/shufen 家豪/chiahao 雅婷/yating 冠宇/kuanyu 怡君/yichun 俊傑/chunchieh "
+            "佳穎/chiaying 承恩/chengen 欣怡/hsinyi 宇軒/yuhsuan 詩涵/shihhan"),
            "陳/chen 林/lin 黃/huang 張/chang 李/lee 王/wang 吳/wu 劉/liu 蔡/tsai 楊/yang 許/hsu 鄭/cheng"),
     "nl": ("Daan Emma Sem Julia Lucas Mila Levi Tess Finn Sophie Milan Zoë/zoe",
-           "de_Jong/dejong Jansen de_Vries/devries van_den_Berg/vandenberg van_Dijk/vandijk Bakker Janssen "
-           "Visser Smit Meijer de_Boer/deboer Mulder"),
+           ("de_Jong/dejong Jansen de_Vries/devries van_den_Berg/vandenberg van_Dijk/vandijk Bakker Janssen "
+            "Visser Smit Meijer de_Boer/deboer Mulder")),
 }
 #: Name groups written family name first.
 FAMILY_FIRST = {"ja": " ", "ko": "", "zh": ""}
@@ -373,7 +375,8 @@ class Dice:
     def lognormal(self, salt: str, key: str, median: float | str, sigma: float) -> str:
         return f"(({median}) * exp({sigma} * {self.normal(salt, key)}))"
 
-    def weighted(self, salt: str, key: str, choices: tuple[tuple[str | int, float], ...], rest: str | int) -> str:
+    def weighted(self, salt: str, key: str, choices: tuple[tuple[str | int, float], ...],
+                 rest: str | int) -> str:
         """One of `choices` (value, share), else `rest`; values are SQL literals or numbers."""
         draw = self.unit(salt, key)
         cases, upto = [], 0.0
@@ -387,7 +390,7 @@ class Dice:
         return f"{items}[1 + {self.below(salt, key, f'greatest(len({items}), 1)')}]"
 
 
-def _literal(value: str | int | float) -> str:
+def _literal(value: str | float) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
@@ -415,9 +418,9 @@ def make_plan(orders: int, seed: int, start: datetime | None, days: int) -> Plan
         raise ValueError("days must be a whole number from 1 to 3660")
     start = DEFAULT_START if start is None else start
     if not isinstance(start, datetime):
-        raise ValueError("start must be a datetime")
+        raise TypeError("start must be a datetime")
     if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
+        start = start.replace(tzinfo=UTC)
     first = int(start.timestamp())
     return Plan(orders, seed, first, first + days * DAY, days)
 
@@ -431,18 +434,20 @@ def generate(con: duckdb.DuckDBPyConnection, *, orders: int = DEFAULT_ORDERS, se
     """Fill an empty store with the demo data set; return the number of rows per table.
 
     `progress(stage, count)`, when given, is called as the work advances: ("orders", orders
-    written so far) after each chunk of customers, and ("indexes", 0) before the store's indexes
-    are rebuilt.  Raises `StoreNotEmpty` when the store already holds data.
+    written so far) after each chunk of customers, and ("indexes", 0) before the store's event
+    indexes are rebuilt.  Raises `StoreNotEmpty` when the store already holds data, `ValueError`
+    for arguments out of range.  Each chunk is committed as it is written: a run that is
+    interrupted leaves the chunks done so far, and `clear_store` starts over.
     """
     plan = make_plan(orders, seed, start, days)
     counts = row_counts(con)
     if any(counts.values()):
         raise StoreNotEmpty(_describe(counts))
-    report = progress or (lambda stage, count: None)
+    report = progress or _no_progress
     dice = Dice(plan.seed)
-    _create_reference_tables(con, plan)
     indexes = _secondary_indexes(con)
     try:
+        _create_reference_tables(con, plan)
         _drop_indexes(con, indexes)
         written = first_customer = 0
         while written < plan.orders:
@@ -455,6 +460,10 @@ def generate(con: duckdb.DuckDBPyConnection, *, orders: int = DEFAULT_ORDERS, se
         _drop_work_tables(con)
     counts = row_counts(con)
     return {table: counts[table] for table in FILLED_TABLES}
+
+
+def _no_progress(stage: str, count: int) -> None:
+    pass
 
 
 def row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -494,8 +503,10 @@ def _secondary_indexes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     placeholders = ", ".join("?" for _ in FILLED_TABLES)
     rows = con.execute(
         f"SELECT index_name, expressions, sql FROM duckdb_indexes() WHERE schema_name = 'main' "
-        f"AND table_name IN ({placeholders}) AND sql IS NOT NULL ORDER BY index_name", list(FILLED_TABLES)).fetchall()
-    return [(name, sql) for name, expressions, sql in rows if _leading_column(expressions) not in ROW_ORDER_COLUMNS]
+        f"AND table_name IN ({placeholders}) AND sql IS NOT NULL ORDER BY index_name",
+        list(FILLED_TABLES)).fetchall()
+    return [(name, sql) for name, expressions, sql in rows
+            if _leading_column(expressions) not in ROW_ORDER_COLUMNS]
 
 
 def _leading_column(expressions: str) -> str:
@@ -515,7 +526,8 @@ def _restore_indexes(con: duckdb.DuckDBPyConnection, indexes: list[tuple[str, st
     con.execute("SET threads = 1")
     try:
         for name, sql in indexes:
-            exists = con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?", [name]).fetchone()[0]
+            exists = con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?",
+                                 [name]).fetchone()[0]
             if not exists:
                 con.execute(sql)
     finally:
@@ -560,7 +572,7 @@ def _create_reference_tables(con: duckdb.DuckDBPyConnection, plan: Plan) -> None
 
 def _name_rows():
     for group, lists in NAMES.items():
-        for kind, names in zip(("given", "family"), lists):
+        for kind, names in zip(("given", "family"), lists, strict=True):
             entries = names.split()
             assert len(entries) == NAMES_PER_LIST, (group, kind)
             for idx, entry in enumerate(entries):
@@ -605,8 +617,8 @@ def _create_local_days(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
 
 
 def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
-    names = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE '\\_demo\\_%' "
-                        "ESCAPE '\\'").fetchall()
+    names = con.execute("SELECT table_name FROM duckdb_tables() "
+                        "WHERE temporary AND table_name LIKE '\\_demo\\_%' ESCAPE '\\'").fetchall()
     for (name,) in names:
         con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
@@ -633,7 +645,7 @@ def _generate_chunk(con: duckdb.DuckDBPyConnection, plan: Plan, dice: Dice, firs
         _insert_carts(con, plan)
         _insert_customer_events(con, plan, dice)
         _insert_consents(con, plan, dice)
-        _insert_suppressions(con, plan)
+        _insert_suppressions(con, plan, dice)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -645,7 +657,8 @@ def _generate_chunk(con: duckdb.DuckDBPyConnection, plan: Plan, dice: Dice, firs
 
 
 #: Orders per buying customer: (count, share); the rest order 20 times.  Mean about 2.65.
-ORDERS_PER_CUSTOMER = ((1, 0.35), (2, 0.25), (3, 0.17), (4, 0.10), (5, 0.06), (6, 0.035), (8, 0.02), (12, 0.01))
+ORDERS_PER_CUSTOMER = ((1, 0.35), (2, 0.25), (3, 0.17), (4, 0.10), (5, 0.06), (6, 0.035), (8, 0.02),
+                       (12, 0.01))
 PROSPECT_SHARE = 0.08
 
 
@@ -676,7 +689,8 @@ def _plan_profiles(con, plan: Plan, dice: Dice) -> None:
         WITH located AS (
             SELECT p.*, 'cus_' || lpad(p.c::VARCHAR, 9, '0') AS customer_id,
                    cs.code AS country, rs.region, rs.tz, rs.area_codes,
-                   CASE WHEN {dice.chance('locale', c, 'rs.other_share')} THEN rs.other_locale ELSE rs.locale END
+                   CASE WHEN {dice.chance('locale', c, 'rs.other_share')} THEN rs.other_locale
+                       ELSE rs.locale END
                        AS locale,
                    ms.marketplace AS home_marketplace,
                    {dice.chance('wholesale', c, 0.01)} AS wholesale,
@@ -684,7 +698,8 @@ def _plan_profiles(con, plan: Plan, dice: Dice) -> None:
             FROM _demo_people p
             JOIN _demo_country_slot cs ON cs.slot = {dice.below('country', c, 1000)}
             JOIN _demo_region_slot rs ON rs.country = cs.code AND rs.slot = {dice.below('region', c, 1000)}
-            JOIN _demo_marketplace_slot ms ON ms.country = cs.code AND ms.slot = {dice.below('home', c, 1000)})
+            JOIN _demo_marketplace_slot ms ON ms.country = cs.code
+                AND ms.slot = {dice.below('home', c, 1000)})
         SELECT *, {dice.unit('first_day', 'c')} * ({plan.days} - gap * greatest(k - 1, 0)) AS first_day
         FROM located""")
 
@@ -700,34 +715,51 @@ AMAZON_NUMBER_STRIDE = 7_919
 def _plan_orders(con, plan: Plan, dice: Dice) -> None:
     """Every order of the chunk with the instant of each thing that happens to it (epoch seconds,
     possibly after the end of the period: those events are left out when the rows are written)."""
+    stages = (_order_timing(plan, dice), _order_pricing(plan, dice), _order_fate(dice),
+              _order_delivery(plan, dice), _order_aftermath(dice))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _demo_order AS WITH {', '.join(stages)}\n{_order_rows(dice)}")
+
+
+def _order_timing(plan: Plan, dice: Dice) -> str:
+    """When each order is placed: the day follows the customer's rhythm, the hour follows ORDER_HOURS in
+    local time."""
     i = "i"
     u, below, chance = dice.unit, dice.below, dice.chance
-    fail_reasons = (("no_one_home", 0.55), ("address_problem", 0.30), ("refused", 0.05))
-    return_reasons = (("wrong_size", 0.30), ("damaged", 0.20), ("not_as_described", 0.20))
-    good_ratings = ((5, 0.60), (4, 0.20), (3, 0.08), (2, 0.04))
-    troubled_ratings = ((1, 0.45), (2, 0.20), (3, 0.15), (4, 0.10))
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _demo_order AS
-        WITH base AS (
+    return f"""
+        base AS (
             SELECT p.c, p.customer_id, p.country, p.region, p.tz, p.locale, p.home_marketplace, p.wholesale,
                    p.first_order + r.j AS i, r.j, p.gap, p.first_day
             FROM _demo_profile p, range(p.k) r(j)),
         drawn AS (
             SELECT b.*,
-                   CASE WHEN b.j = 0 OR {chance('stay', i, 0.8)} THEN b.home_marketplace ELSE ms.marketplace END
+                   CASE WHEN b.j = 0 OR {chance('stay', i, 0.8)} THEN b.home_marketplace
+                       ELSE ms.marketplace END
                        AS marketplace,
                    greatest(0, least({plan.days}, floor(b.first_day + b.j * b.gap
                        + ({u('jitter', i)} - 0.5) * 0.6 * b.gap)))::BIGINT AS placed_day,
                    hs.hour * {HOUR} + {below('second', i, HOUR)} AS placed_second
             FROM base b
-            JOIN _demo_marketplace_slot ms ON ms.country = b.country AND ms.slot = {below('marketplace', i, 1000)}
+            JOIN _demo_marketplace_slot ms ON ms.country = b.country
+                AND ms.slot = {below('marketplace', i, 1000)}
             JOIN _demo_hour_slot hs ON hs.slot = {below('hour', i, 1000)}),
         placed AS (
             SELECT d.*, ld.midnight + d.placed_second AS wall,
                    CASE WHEN ld.midnight + d.placed_second < {plan.start} THEN 1
                         WHEN ld.midnight + d.placed_second > {plan.end} THEN -1 ELSE 0 END AS shift,
                    ld.local_date
-            FROM drawn d JOIN _demo_local_day ld ON ld.tz = d.tz AND ld.day = d.placed_day),
+            FROM drawn d JOIN _demo_local_day ld ON ld.tz = d.tz AND ld.day = d.placed_day)
+"""
+
+
+#: Items per order (count, share); the rest buy 6.  Wholesale buyers order 12 to 60.
+ITEMS_PER_ORDER = ((1, 0.62), (2, 0.22), (3, 0.09), (4, 0.04), (5, 0.02))
+
+
+def _order_pricing(plan: Plan, dice: Dice) -> str:
+    """Fulfilment, items and unit price, in the market's currency."""
+    i = "i"
+    below, chance = dice.below, dice.chance
+    return f"""
         priced AS (
             SELECT pl.* EXCLUDE (wall, local_date),
                    greatest({plan.start}, least({plan.end} - 60, pl.wall + pl.shift * {DAY})) AS placed_at,
@@ -736,20 +768,32 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
                    CASE WHEN pl.marketplace <> 'amazon' THEN 'merchant'
                         WHEN {chance('fba', i, 0.6)} THEN 'FBA' ELSE 'FBM' END AS fulfillment,
                    CASE WHEN pl.wholesale THEN 12 + {below('items', i, 49)}
-                        ELSE {dice.weighted('items', i, ((1, .62), (2, .22), (3, .09), (4, .04), (5, .02)), 6)}
+                        ELSE {dice.weighted('items', i, ITEMS_PER_ORDER, 6)}
                    END AS item_count,
                    CASE WHEN co.currency = 'JPY'
                         THEN greatest(480, round({dice.lognormal('price', i, 'co.unit_price', 0.55)}
-                                                 * CASE WHEN pl.wholesale THEN 0.6 ELSE 1 END / 100) * 100 - 20)
+                                                 * CASE WHEN pl.wholesale THEN 0.6 ELSE 1 END / 100)
+                                           * 100 - 20)
                         ELSE greatest(4.99, round({dice.lognormal('price', i, 'co.unit_price', 0.55)}
                                                   * CASE WHEN pl.wholesale THEN 0.6 ELSE 1 END) - 0.01)
                    END::DECIMAL(18, 2) AS unit_price,
                    co.free_shipping_from, co.shipping_fee::DECIMAL(18, 2) AS shipping_fee
-            FROM placed pl JOIN _demo_country co ON co.code = pl.country),
+            FROM placed pl JOIN _demo_country co ON co.code = pl.country)
+"""
+
+
+def _order_fate(dice: Dice) -> str:
+    """What will happen to the order: total, cancellation, payment delay, handling, transit time,
+    a failed delivery, and the draw that decides returns, refunds and claims."""
+    failure_rate = "CASE WHEN pr.fulfillment = 'FBA' THEN 0.02 ELSE 0.05 END"
+    i = "i"
+    u, below, chance = dice.unit, dice.below, dice.chance
+    return f"""
         drawn_life AS (
             SELECT pr.* EXCLUDE (free_shipping_from, shipping_fee, unit_price),
                    pr.unit_price * pr.item_count
-                     + CASE WHEN pr.marketplace <> 'amazon' AND pr.unit_price * pr.item_count < pr.free_shipping_from
+                     + CASE WHEN pr.marketplace <> 'amazon'
+                             AND pr.unit_price * pr.item_count < pr.free_shipping_from
                             THEN pr.shipping_fee ELSE 0 END AS total,
                    {chance('canceled', i, 0.03)} AS canceled,
                    {chance('canceled_unpaid', i, 0.5)} AS canceled_unpaid,
@@ -764,22 +808,33 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
                                      * CASE WHEN pr.fulfillment = 'FBA' THEN 0.75 ELSE 1 END))::BIGINT
                      + CASE WHEN {chance('late', i, 0.03)} THEN 4 + {below('late_days', i, 9)} ELSE 0 END
                        AS transit,
-                   {chance('failed', i, "CASE WHEN pr.fulfillment = 'FBA' THEN 0.02 ELSE 0.05 END")} AS failed,
+                   {chance('failed', i, failure_rate)} AS failed,
                    {chance('sent_back', i, 0.22)} AS sent_back,
                    {u('outcome', i)} AS outcome_draw,
                    {chance('gift', i, 0.04)} AS gift
-            FROM priced pr),
+            FROM priced pr)
+"""
+
+
+def _order_delivery(plan: Plan, dice: Dice) -> str:
+    """Payment, shipping, the delivery attempt (daytime, local), redelivery or return to sender."""
+    i = "i"
+    u, below = dice.unit, dice.below
+    return f"""
         shipped AS (
             SELECT dl.*,
-                   CASE WHEN NOT (dl.canceled AND dl.canceled_unpaid) THEN dl.placed_at + dl.pay_delay END AS paid_at,
+                   CASE WHEN NOT (dl.canceled AND dl.canceled_unpaid)
+                        THEN dl.placed_at + dl.pay_delay END AS paid_at,
                    CASE WHEN NOT dl.canceled THEN dl.placed_at + dl.pay_delay + dl.handling END AS shipped_at,
                    CASE WHEN NOT dl.canceled
-                        THEN least(dl.order_day + (dl.placed_second + dl.pay_delay + dl.handling) // {DAY} + dl.transit,
+                        THEN least(dl.order_day + (dl.placed_second + dl.pay_delay + dl.handling) // {DAY}
+                            + dl.transit,
                                    {plan.days + 390}) END AS attempt_day
             FROM drawn_life dl),
         attempted AS (
             SELECT s.*,
-                   greatest(s.shipped_at + 3 * {HOUR}, ld.midnight + 9 * {HOUR} + {below('attempt', i, 11 * HOUR)})
+                   greatest(s.shipped_at + 3 * {HOUR}, ld.midnight + 9 * {HOUR}
+                       + {below('attempt', i, 11 * HOUR)})
                        AS attempt_at,
                    CASE WHEN s.canceled THEN NULL
                         WHEN s.failed AND s.sent_back THEN NULL
@@ -800,20 +855,35 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
                         WHEN a.failed THEN a.attempt_at + {DAY} * (1 + {below('redelivery', i, 3)})
                                            + {below('redelivery_time', i, 4 * HOUR)} - 2 * {HOUR}
                         ELSE a.attempt_at END AS delivered_at,
-                   CASE WHEN a.canceled THEN a.placed_at + CASE WHEN a.canceled_unpaid THEN 0 ELSE a.pay_delay END
+                   CASE WHEN a.canceled THEN a.placed_at + CASE WHEN a.canceled_unpaid THEN 0
+                       ELSE a.pay_delay END
                                              + 600 + {below('cancel_at', i, 20 * HOUR)} END AS canceled_at,
                    {u('return_path', i)} AS return_path
-            FROM attempted a),
+            FROM attempted a)
+"""
+
+
+def _order_aftermath(dice: Dice) -> str:
+    """After delivery: return requests, returns, refunds, A-to-z claims and reviews (ratings lean low
+    for troubled orders)."""
+    review_rate = "CASE d.marketplace WHEN 'amazon' THEN 0.08 WHEN 'rakuten' THEN 0.12 ELSE 0.15 END"
+    i = "i"
+    below, chance = dice.below, dice.chance
+    good_ratings = ((5, 0.60), (4, 0.20), (3, 0.08), (2, 0.04))
+    troubled_ratings = ((1, 0.45), (2, 0.20), (3, 0.15), (4, 0.10))
+    return f"""
         after_delivery AS (
             SELECT d.*,
                    CASE WHEN d.outcome = 'return'
                         THEN d.delivered_at + 6 * {HOUR}
-                             + least(25 * {DAY}, {dice.lognormal('return_requested', i, 4 * DAY, 0.7)})::BIGINT
+                             + least(25 * {DAY},
+                                     {dice.lognormal('return_requested', i, 4 * DAY, 0.7)})::BIGINT
                    END AS return_requested_at,
-                   CASE WHEN d.outcome = 'a_to_z' THEN d.delivered_at + 3 * {DAY} + {below('claim', i, 22 * DAY)}
+                   CASE WHEN d.outcome = 'a_to_z' THEN d.delivered_at + 3 * {DAY}
+                       + {below('claim', i, 22 * DAY)}
                    END AS claim_at,
                    CASE WHEN d.delivered_at IS NOT NULL
-                         AND {chance('review', i, "CASE d.marketplace WHEN 'amazon' THEN 0.08 WHEN 'rakuten' THEN 0.12 ELSE 0.15 END")}
+                         AND {chance('review', i, review_rate)}
                         THEN d.delivered_at + 2 * {HOUR}
                              + least(60 * {DAY}, {dice.lognormal('review_at', i, 5 * DAY, 0.8)})::BIGINT
                    END AS reviewed_at
@@ -821,7 +891,8 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
         settled AS (
             SELECT ad.*,
                    CASE WHEN ad.failed AND ad.sent_back AND NOT ad.canceled
-                        THEN ad.attempt_at + {DAY} * (8 + {below('sent_back_days', i, 8)}) + {below('sent_back_time', i, DAY)}
+                        THEN ad.attempt_at + {DAY} * (8 + {below('sent_back_days', i, 8)})
+                            + {below('sent_back_time', i, DAY)}
                         WHEN ad.outcome = 'return' AND ad.return_path < 0.72
                         THEN ad.return_requested_at + {DAY} * (3 + {below('return_days', i, 8)})
                              + {below('return_time', i, DAY)}
@@ -845,12 +916,25 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
                         THEN {dice.weighted('rating', i, troubled_ratings, 5)}
                         ELSE {dice.weighted('rating', i, good_ratings, 1)} END AS rating
             FROM settled st)
+"""
+
+
+def _order_rows(dice: Dice) -> str:
+    """The columns kept for writing orders, events and reviews, with marketplace-shaped order ids."""
+    i = "i"
+    u, below, chance = dice.unit, dice.below, dice.chance
+    fail_reasons = (("no_one_home", 0.55), ("address_problem", 0.30), ("refused", 0.05))
+    return_reasons = (("wrong_size", 0.30), ("damaged", 0.20), ("not_as_described", 0.20))
+    return f"""
         SELECT r.c, r.i, r.customer_id, r.country, r.region, r.tz, r.locale, r.currency, r.marketplace,
                r.fulfillment, r.item_count, r.total, r.gift, r.canceled_unpaid,
                CASE r.marketplace
-                    WHEN 'amazon' THEN printf('%03d-%07d-%07d', {dice.element('amazon_prefix', i, 'r.amazon_prefixes')},
+                    WHEN 'amazon' THEN printf('%03d-%07d-%07d',
+                        {dice.element('amazon_prefix', i, 'r.amazon_prefixes')},
                                               amazon_number // 10000000, amazon_number % 10000000)
-                    WHEN 'rakuten' THEN '391734-' || strftime(r.placed_date, '%Y%m%d') || '-' || lpad(r.i::VARCHAR, 10, '0')
+                    WHEN 'rakuten'
+                        THEN '391734-' || strftime(r.placed_date, '%Y%m%d') || '-'
+                             || lpad(r.i::VARCHAR, 10, '0')
                     WHEN 'shopify' THEN (6100000000000 + r.i)::VARCHAR
                     ELSE 'WEB-' || (100000000 + r.i)::VARCHAR END AS order_id,
                r.placed_at, r.paid_at, r.shipped_at, r.out_for_delivery_at, r.failed_at, r.delivered_at,
@@ -868,22 +952,26 @@ def _plan_orders(con, plan: Plan, dice: Dice) -> None:
                {dice.weighted('return_reason', i, return_reasons, 'changed_mind')} AS return_reason,
                r.outcome = 'partial_refund' AS partial_refund,
                CASE WHEN r.outcome = 'partial_refund'
-                    THEN round(r.total * (0.1 + 0.4 * {u('refund_share', i)}), CASE WHEN r.currency = 'JPY' THEN 0 ELSE 2 END)
+                    THEN round(r.total * (0.1 + 0.4 * {u('refund_share', i)}),
+                               CASE WHEN r.currency = 'JPY' THEN 0 ELSE 2 END)
                     ELSE r.total END::DECIMAL(18, 2) AS refund_amount,
-               CASE WHEN {chance('claim_reason', i, 0.6)} THEN 'not_as_described' ELSE 'damaged' END AS claim_reason
-        FROM (SELECT *, {AMAZON_NUMBERS_FROM} + i * {AMAZON_NUMBER_STRIDE} + {below('amazon_number', i, AMAZON_NUMBER_STRIDE)}
-                  AS amazon_number FROM refunded) r""")
+               CASE WHEN {chance('claim_reason', i, 0.6)} THEN 'not_as_described'
+                   ELSE 'damaged' END AS claim_reason
+        FROM (SELECT *, {AMAZON_NUMBERS_FROM} + i * {AMAZON_NUMBER_STRIDE}
+            + {below('amazon_number', i, AMAZON_NUMBER_STRIDE)}
+                  AS amazon_number FROM refunded) r
+"""
 
 
 def _status_sql(plan: Plan) -> str:
     """The order's status at the end of the period, from the events that happened by then."""
-    happened = lambda column: f"{column} <= {plan.end}"  # noqa: E731 - reads as a sentence below
-    return (f"CASE WHEN {happened('canceled_at')} THEN 'canceled' "
-            f"WHEN {happened('returned_at')} THEN 'returned' "
-            f"WHEN {happened('refunded_at')} AND NOT partial_refund THEN 'refunded' "
-            f"WHEN {happened('delivered_at')} THEN 'delivered' "
-            f"WHEN {happened('shipped_at')} THEN 'shipped' "
-            f"WHEN {happened('paid_at')} THEN 'paid' ELSE 'pending' END")
+    end = plan.end
+    return (f"CASE WHEN canceled_at <= {end} THEN 'canceled' "
+            f"WHEN returned_at <= {end} THEN 'returned' "
+            f"WHEN refunded_at <= {end} AND NOT partial_refund THEN 'refunded' "
+            f"WHEN delivered_at <= {end} THEN 'delivered' "
+            f"WHEN shipped_at <= {end} THEN 'shipped' "
+            f"WHEN paid_at <= {end} THEN 'paid' ELSE 'pending' END")
 
 
 def _seen(column: str, plan: Plan) -> str:
@@ -896,49 +984,72 @@ def _seen(column: str, plan: Plan) -> str:
 
 def _plan_customers(con, plan: Plan, dice: Dice) -> None:
     """Each customer's derived figures, contact details, consents and opt-outs (epoch seconds)."""
-    c = "x.c"
-    u, below, chance = dice.unit, dice.below, dice.chance
-    end = plan.end
-    phone = (f"CASE WHEN co.calling_code = '1' "
-             f"THEN '+1' || {dice.element('area_code', c, 'x.area_codes')}::VARCHAR "
-             f"|| (200 + {below('exchange', c, 800)})::VARCHAR || lpad({below('line_number', c, 10000)}::VARCHAR, 4, '0') "
-             f"ELSE '+' || co.calling_code || {dice.element('mobile_prefix', c, 'co.mobile_prefixes')} "
-             f"|| lpad({below('subscriber', c, '10 ** co.subscriber_digits')}::VARCHAR, co.subscriber_digits, '0') END")
-    birthday = (f"DATE '1960-01-01' + (({u('birth_a', c)} + {u('birth_b', c)}) / 2 * 16800)::INT")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _demo_customer AS
-        WITH bought AS (
-            SELECT c, min(placed_at) AS first_order_at, max(placed_at) AS last_order_at, count(*) AS order_count,
-                   coalesce(sum(total) FILTER (WHERE NOT ({_status_sql(plan)} IN ('canceled', 'refunded', 'returned'))),
+    stages = (_customer_figures(plan, dice), _customer_contacts(dice), _customer_consents(plan, dice))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _demo_customer AS WITH {', '.join(stages)}\n"
+                f"{_customer_rows(plan, dice)}")
+
+
+def _customer_figures(plan: Plan, dice: Dice) -> str:
+    """Figures derived from the customer's orders: first and last order, count, lifetime value, source."""
+    below, chance = dice.below, dice.chance
+    return f"""
+        bought AS (
+            SELECT c, min(placed_at) AS first_order_at, max(placed_at) AS last_order_at,
+                   count(*) AS order_count,
+                   coalesce(sum(total) FILTER (
+                       WHERE NOT ({_status_sql(plan)} IN ('canceled', 'refunded', 'returned'))),
                             0) AS lifetime_value,
-                   arg_min(marketplace, [placed_at, i]) AS source, arg_max(order_id, [placed_at, i]) AS last_order_id,
+                   arg_min(marketplace, [placed_at, i]) AS source,
+                   arg_max(order_id, [placed_at, i]) AS last_order_id,
                    bool_or(gift) AS gifted
             FROM _demo_order GROUP BY c),
         joined AS (
-            SELECT p.c, p.k, p.first_order, p.customer_id, p.country, p.region, p.tz, p.area_codes, p.locale, p.wholesale,
+            SELECT p.c, p.k, p.first_order, p.customer_id, p.country, p.region, p.tz, p.area_codes,
+                   p.locale, p.wholesale,
                    b.first_order_at, b.last_order_at, coalesce(b.order_count, 0) AS order_count,
                    coalesce(b.lifetime_value, 0)::DECIMAL(18, 2) AS lifetime_value, b.last_order_id,
                    coalesce(b.gifted, false) AS gifted,
-                   coalesce(b.source, CASE WHEN {chance('prospect_source', 'p.c', 0.7)} THEN 'shopify' ELSE 'web' END)
+                   coalesce(b.source, CASE WHEN {chance('prospect_source', 'p.c', 0.7)} THEN 'shopify'
+                       ELSE 'web' END)
                        AS source,
-                   coalesce(b.first_order_at, {plan.start} + {below('signed_up', 'p.c', plan.days * DAY)}) AS anchor
-            FROM _demo_profile p LEFT JOIN bought b ON b.c = p.c),
+                   coalesce(b.first_order_at, {plan.start}
+                       + {below('signed_up', 'p.c', plan.days * DAY)}) AS anchor
+            FROM _demo_profile p LEFT JOIN bought b ON b.c = p.c)
+"""
+
+
+def _customer_contacts(dice: Dice) -> str:
+    """Name, email (Amazon buyers mostly through the relay), phone, WhatsApp, LINE and birthday."""
+    line_share = "CASE WHEN x.source = 'amazon' THEN co.line_share_amazon ELSE co.line_share END"
+    c = "x.c"
+    u, below, chance = dice.unit, dice.below, dice.chance
+    phone = (f"CASE WHEN co.calling_code = '1' "
+             f"THEN '+1' || {dice.element('area_code', c, 'x.area_codes')}::VARCHAR "
+             f"|| (200 + {below('exchange', c, 800)})::VARCHAR "
+             f"|| lpad({below('line_number', c, 10000)}::VARCHAR, 4, '0') "
+             f"ELSE '+' || co.calling_code || {dice.element('mobile_prefix', c, 'co.mobile_prefixes')} "
+             f"|| lpad({below('subscriber', c, '10 ** co.subscriber_digits')}::VARCHAR, "
+             f"co.subscriber_digits, '0') END")
+    birthday = (f"DATE '1960-01-01' + (({u('birth_a', c)} + {u('birth_b', c)}) / 2 * 16800)::INT")
+    return f"""
         contact AS (
             SELECT x.*, co.currency, co.vip_from, co.email_marketing_share, co.double_opt_in_share,
                    co.sms_marketing_share, co.sms_marketing_level,
                    x.source = 'amazon' AS amazon_buyer,
-                   CASE WHEN {chance('no_email', c, "CASE WHEN x.source = 'amazon' THEN 0.03 ELSE 0.01 END")} THEN NULL
+                   CASE WHEN {chance('no_email', c, "CASE WHEN x.source = 'amazon' THEN 0.03 ELSE 0.01 END")}
+                       THEN NULL
                         WHEN x.source = 'amazon' AND NOT {chance('own_email', c, 0.25)} THEN 'relay'
                         ELSE 'own' END AS email_kind,
                    {chance('phone', c, "CASE WHEN x.source = 'amazon' THEN 0.25 ELSE 0.80 END")} AS has_phone,
                    {phone} AS phone_number,
                    {chance('whatsapp', c, 'co.whatsapp_share')} AS on_whatsapp,
-                   {chance('line', c, "CASE WHEN x.source = 'amazon' THEN co.line_share_amazon ELSE co.line_share END")}
+                   {chance('line', c, line_share)}
                        AS on_line,
-                   x.anchor + CASE WHEN {chance('line_at_checkout', c, 0.6)} THEN {below('line_follow', c, 3 * HOUR)}
+                   x.anchor + CASE WHEN {chance('line_at_checkout', c, 0.6)}
+                       THEN {below('line_follow', c, 3 * HOUR)}
                                    ELSE {DAY} + {below('line_follow', c, 7 * DAY)} END AS line_follow_at,
                    CASE WHEN {chance('birthday', c, 0.6)} THEN {birthday} END AS birthday,
-                   {co_names(dice)}
+                   {_name_columns(dice)}
             FROM joined x JOIN _demo_country co ON co.code = x.country),
         named AS (
             SELECT ct.* EXCLUDE (given_idx, family_idx, name_group),
@@ -953,37 +1064,52 @@ def _plan_customers(con, plan: Plan, dice: Dice) -> None:
             FROM contact ct
             JOIN _demo_country co ON co.code = ct.country
             JOIN _demo_name giv ON giv.grp = ct.name_group AND giv.kind = 'given' AND giv.idx = ct.given_idx
-            JOIN _demo_name fam ON fam.grp = ct.name_group AND fam.kind = 'family' AND fam.idx = ct.family_idx),
+            JOIN _demo_name fam ON fam.grp = ct.name_group AND fam.kind = 'family'
+                AND fam.idx = ct.family_idx)
+"""
+
+
+def _customer_consents(plan: Plan, dice: Dice) -> str:
+    """Which consents each customer gives, when, and when they opt out again."""
+    email_share = "CASE WHEN n.k = 0 THEN 0.9 WHEN n.amazon_buyer THEN 0.8 ELSE n.email_marketing_share END"
+    below, chance = dice.below, dice.chance
+    end = plan.end
+    return f"""
         consented AS (
             SELECT n.*,
                    CASE WHEN n.has_phone THEN n.phone_number END AS phone,
                    CASE WHEN n.has_phone AND n.on_whatsapp THEN n.phone_number END AS whatsapp,
-                   CASE WHEN n.on_line AND n.line_follow_at <= {end} THEN n.line_follow_at END AS line_followed_at,
+                   CASE WHEN n.on_line AND n.line_follow_at <= {end}
+                       THEN n.line_follow_at END AS line_followed_at,
                    CASE WHEN n.email_kind <> 'own' THEN NULL
                         WHEN n.k = 0 OR n.amazon_buyer THEN 'signup_form'
                         WHEN n.country = 'CA' AND {chance('casl_implied', 'n.c', 0.45)} THEN 'purchase'
                         WHEN {chance('email_source', 'n.c', 0.75)} THEN 'checkout_checkbox'
                         ELSE 'signup_form' END AS email_source,
-                   n.email_kind = 'own' AND {chance('email_consent', 'n.c',
-                       "CASE WHEN n.k = 0 THEN 0.9 WHEN n.amazon_buyer THEN 0.8 ELSE n.email_marketing_share END")}
+                   n.email_kind = 'own' AND {chance('email_consent', 'n.c', email_share)}
                        AS wants_email,
                    n.has_phone AND {chance('sms_service', 'n.c', 0.7)} AS sms_service,
-                   n.has_phone AND NOT n.amazon_buyer AND {chance('sms_marketing', 'n.c', 'n.sms_marketing_share')}
+                   n.has_phone AND NOT n.amazon_buyer
+                       AND {chance('sms_marketing', 'n.c', 'n.sms_marketing_share')}
                        AS wants_sms_marketing,
-                   CASE WHEN {chance('sms_keyword', 'n.c', 0.3)} THEN 'sms_keyword' ELSE 'checkout_sms_checkbox' END
+                   CASE WHEN {chance('sms_keyword', 'n.c', 0.3)} THEN 'sms_keyword'
+                       ELSE 'checkout_sms_checkbox' END
                        AS sms_source,
-                   n.has_phone AND n.on_whatsapp AND {chance('whatsapp_optin', 'n.c', 0.85)} AS whatsapp_service,
+                   n.has_phone AND n.on_whatsapp
+                       AND {chance('whatsapp_optin', 'n.c', 0.85)} AS whatsapp_service,
                    {chance('whatsapp_marketing', 'n.c', 0.3)} AS whatsapp_marketing_draw
             FROM named n),
         granted AS (
             SELECT g.*,
                    CASE WHEN g.wants_email THEN
-                        CASE WHEN g.amazon_buyer THEN g.anchor + 2 * {DAY} + {below('email_granted', 'g.c', 12 * DAY)}
+                        CASE WHEN g.amazon_buyer THEN g.anchor + 2 * {DAY}
+                            + {below('email_granted', 'g.c', 12 * DAY)}
                              WHEN g.k > 0 AND g.email_source = 'signup_form'
                              THEN greatest({plan.start}, g.anchor - {below('email_granted', 'g.c', 20 * DAY)})
                              ELSE g.anchor END END AS email_granted_raw,
                    CASE WHEN g.wants_sms_marketing THEN
-                        g.anchor + CASE WHEN g.sms_source = 'sms_keyword' THEN {below('sms_granted', 'g.c', 30 * DAY)}
+                        g.anchor + CASE WHEN g.sms_source = 'sms_keyword'
+                            THEN {below('sms_granted', 'g.c', 30 * DAY)}
                                         ELSE 0 END END AS sms_granted_raw,
                    CASE WHEN g.line_followed_at IS NOT NULL AND {chance('line_unfollow', 'g.c', 0.06)}
                         THEN g.line_followed_at + {DAY} + {below('line_unfollow_at', 'g.c', 60 * DAY)} END
@@ -1004,15 +1130,26 @@ def _plan_customers(con, plan: Plan, dice: Dice) -> None:
                              + least(2 * {DAY}, {dice.lognormal('confirm_after', 'o.c', 600, 1.2)})::BIGINT
                    END AS confirm_raw,
                    CASE WHEN o.email_granted_at IS NOT NULL AND {chance('unsubscribe', 'o.c', 0.04)}
-                        THEN o.email_granted_at + {DAY} + {below('unsubscribe_at', 'o.c', 90 * DAY)} END AS unsubscribe_raw,
+                        THEN o.email_granted_at + {DAY}
+                            + {below('unsubscribe_at', 'o.c', 90 * DAY)} END AS unsubscribe_raw,
                    CASE WHEN o.email_granted_at IS NOT NULL AND {chance('complain', 'o.c', 0.005)}
-                        THEN o.email_granted_at + {DAY} + {below('complain_at', 'o.c', 90 * DAY)} END AS complain_raw,
+                        THEN o.email_granted_at + {DAY}
+                            + {below('complain_at', 'o.c', 90 * DAY)} END AS complain_raw,
                    CASE WHEN o.email_kind = 'own' AND {chance('bounce', 'o.c', 0.012)}
                         THEN o.anchor + {below('bounce_at', 'o.c', plan.days * DAY)} END AS bounce_raw,
                    CASE WHEN o.sms_granted_at IS NOT NULL AND {chance('sms_stop', 'o.c', 0.06)}
-                        THEN o.sms_granted_at + {DAY} + {below('sms_stop_at', 'o.c', 60 * DAY)} END AS sms_stop_raw
+                        THEN o.sms_granted_at + {DAY}
+                            + {below('sms_stop_at', 'o.c', 60 * DAY)} END AS sms_stop_raw
             FROM dated o)
-        SELECT f.* EXCLUDE (confirm_raw, unsubscribe_raw, complain_raw, bounce_raw, sms_stop_raw, email_granted_raw,
+"""
+
+
+def _customer_rows(plan: Plan, dice: Dice) -> str:
+    """Opt-outs and confirmations that happened inside the period, and the LINE user id."""
+    end = plan.end
+    return f"""
+        SELECT f.* EXCLUDE (confirm_raw, unsubscribe_raw, complain_raw, bounce_raw, sms_stop_raw,
+                            email_granted_raw,
                             sms_granted_raw, line_unfollow_raw),
                CASE WHEN f.confirm_raw <= {end} THEN f.confirm_raw END AS double_opt_in_at,
                CASE WHEN f.unsubscribe_raw <= {end} THEN f.unsubscribe_raw END AS unsubscribed_at,
@@ -1020,16 +1157,19 @@ def _plan_customers(con, plan: Plan, dice: Dice) -> None:
                     THEN f.complain_raw END AS complained_at,
                CASE WHEN f.bounce_raw <= {end} THEN f.bounce_raw END AS bounced_at,
                CASE WHEN f.sms_stop_raw <= {end} THEN f.sms_stop_raw END AS sms_stopped_at,
-               CASE WHEN f.line_followed_at IS NOT NULL THEN 'U' || md5('line:{dice.seed}:' || f.c::VARCHAR) END
+               CASE WHEN f.line_followed_at IS NOT NULL
+                    THEN 'U' || md5('line:{dice.seed}:' || f.c::VARCHAR) END
                    AS line_user_id
-        FROM opted f""")
+        FROM opted f
+"""
 
 
-def co_names(dice: Dice) -> str:
+def _name_columns(dice: Dice) -> str:
     """Columns choosing the customer's name: the name group follows the language (Dutch names in
     the Netherlands)."""
-    return (f"CASE WHEN x.country = 'NL' THEN 'nl' WHEN x.locale IN ('ja', 'en', 'de', 'fr', 'it', 'es', 'ko', 'zh') "
-            f"THEN x.locale ELSE 'en' END AS name_group, "
+    groups = ", ".join(_literal(group) for group in NAMES)
+    return (f"CASE WHEN x.country = 'NL' THEN 'nl' WHEN x.locale IN ({groups}) THEN x.locale ELSE 'en' END "
+            f"AS name_group, "
             f"{dice.below('given_name', 'x.c', NAMES_PER_LIST)} AS given_idx, "
             f"{dice.below('family_name', 'x.c', NAMES_PER_LIST)} AS family_idx")
 
@@ -1058,9 +1198,11 @@ def _plan_carts(con, plan: Plan, dice: Dice) -> None:
                    1 + {dice.below('cart_items', key, 4)} AS item_count,
                    md5('cart:{dice.seed}:' || {key}::VARCHAR) AS token
             FROM counted x JOIN _demo_country co ON co.code = x.country CROSS JOIN range(x.carts) r(n))
-        SELECT d.c, d.customer_id, d.n, 'cart_' || lpad(d.c::VARCHAR, 9, '0') || '_' || d.n::VARCHAR AS cart_id,
+        SELECT d.c, d.customer_id, d.n, 'cart_' || lpad(d.c::VARCHAR, 9, '0') || '_'
+            || d.n::VARCHAR AS cart_id,
                CASE WHEN d.recovered THEN o.placed_at - d.lead ELSE d.anytime END AS abandoned_at,
-               CASE WHEN d.currency = 'JPY' THEN round(d.value / 10) * 10 ELSE round(d.value, 2) END::DECIMAL(18, 2)
+               CASE WHEN d.currency = 'JPY' THEN round(d.value / 10) * 10
+                    ELSE round(d.value, 2) END::DECIMAL(18, 2)
                    AS total,
                d.currency, d.item_count, 'https://shop.example.com/cart/' || d.token AS url
         FROM drawn d LEFT JOIN _demo_order o ON o.i = d.before_order""")
@@ -1082,7 +1224,8 @@ def _insert_customers(con, plan: Plan, dice: Dice) -> None:
         INSERT INTO customers
         SELECT customer_id, source, name, email, phone, line_user_id, whatsapp, locale, tz, country,
                list_filter([{tags}], tag -> tag IS NOT NULL), birthday,
-               to_timestamp(first_order_at), to_timestamp(last_order_at), order_count, lifetime_value, currency
+               to_timestamp(first_order_at), to_timestamp(last_order_at), order_count, lifetime_value,
+               currency
         FROM _demo_customer ORDER BY c""")
 
 
@@ -1092,7 +1235,8 @@ def _insert_orders(con, plan: Plan) -> None:
         SELECT order_id, customer_id, marketplace, fulfillment, {_status_sql(plan)}, country, region, total,
                currency, item_count, to_timestamp(placed_at), {_seen('shipped_at', plan)},
                {_seen('delivered_at', plan)}, to_timestamp(estimated_at),
-               CASE WHEN shipped_at <= {plan.end} THEN 'https://track.example.com/' || carrier || '/' || tracking_number END,
+               CASE WHEN shipped_at <= {plan.end} THEN 'https://track.example.com/' || carrier || '/'
+                   || tracking_number END,
                gift
         FROM _demo_order ORDER BY order_id""")
 
@@ -1119,10 +1263,11 @@ ORDER_EVENTS = (
     ("delivery_failed", "failed_at", "json_object('reason', fail_reason)"),
     ("delivered", "delivered_at", "NULL"),
     ("canceled", "canceled_at",
-     "json_object('by', CASE WHEN canceled_unpaid AND paid_at IS NULL THEN 'payment_timeout' ELSE 'buyer' END)"),
+     "json_object('by', CASE WHEN canceled_unpaid THEN 'payment_timeout' ELSE 'buyer' END)"),
     ("return_requested", "return_requested_at", "json_object('reason', return_reason)"),
     ("returned", "returned_at", "NULL"),
-    ("refunded", "refunded_at", "json_object('amount', refund_amount, 'currency', currency, 'partial', partial_refund)"),
+    ("refunded", "refunded_at",
+     "json_object('amount', refund_amount, 'currency', currency, 'partial', partial_refund)"),
     ("a_to_z_claim", "claim_at", "json_object('reason', claim_reason)"),
     ("reviewed", "reviewed_at", "json_object('rating', rating)"),
     ("feedback_negative", "feedback_at", "json_object('rating', rating)"),
@@ -1130,12 +1275,13 @@ ORDER_EVENTS = (
 
 
 def _insert_order_events(con, plan: Plan) -> None:
-    parts = [f"SELECT i, {n} AS seq, order_id, '{event}' AS event, {column} AS happened_at, ({data})::JSON AS data "
+    parts = [f"SELECT i, order_id, '{event}' AS event, {column} AS happened_at, ({data})::JSON AS data "
              f"FROM _demo_order WHERE {column} <= {plan.end}"
-             for n, (event, column, data) in enumerate(ORDER_EVENTS)]
+             for event, column, data in ORDER_EVENTS]
     con.execute(f"""
         INSERT INTO order_events
-        SELECT 'oe_' || lpad(i::VARCHAR, 9, '0') || '_' || event, order_id, event, to_timestamp(happened_at), data
+        SELECT 'oe_' || lpad(i::VARCHAR, 9, '0') || '_' || event, order_id, event,
+               to_timestamp(happened_at), data
         FROM ({' UNION ALL '.join(parts)}) ORDER BY i, event""")
 
 
@@ -1150,61 +1296,75 @@ def _insert_carts(con, plan: Plan) -> None:
 OPENS_PER_CUSTOMER = ((0, 0.30), (1, 0.25), (2, 0.20), (3, 0.12), (4, 0.08))
 
 
+def _customer_event(event: str, number: str, at: str, source: str = "_demo_customer", *, where: str,
+                    cart_id: str = "NULL", order_id: str = "NULL", data: str = "NULL") -> str:
+    """One kind of customer event as a SELECT of (c, customer_id, event, n, at, cart_id, order_id, data);
+    `n` tells apart several events of one kind for one customer (and goes into the event id)."""
+    return (f"SELECT c, customer_id, '{event}' AS event, {number} AS n, {at} AS happened_at, "
+            f"{cart_id} AS cart_id, {order_id} AS order_id, ({data})::JSON AS data "
+            f"FROM {source} WHERE {where}")
+
+
 def _insert_customer_events(con, plan: Plan, dice: Dice) -> None:
+    start, end = plan.start, plan.end
+    campaign = ("json_object('channel', 'email', "
+                "'campaign', 'newsletter-' || strftime(to_timestamp(happened_at), '%Y-%m'))")
+    lead = dice.below("signup_lead", "c", 600)
+    signed_up = f"greatest({start}, anchor - CASE WHEN k > 0 THEN 60 + {lead} ELSE 0 END)"
+    opens = f"({_email_opens(plan, dice)})"
+    kinds = [
+        _customer_event("cart_abandoned", "n", "abandoned_at", "_demo_cart", cart_id="cart_id",
+                        where=f"abandoned_at BETWEEN {start} AND {end}"),
+        _customer_event("signed_up", "0", signed_up, where="source IN ('shopify', 'web')"),
+        _customer_event("last_order", "0", "last_order_at", order_id="last_order_id",
+                        where="last_order_at IS NOT NULL"),
+        _customer_event("birthday", "n", "happened_at", f"({_birthdays(plan)})", where="TRUE"),
+        _customer_event("opened", "n", "happened_at", opens, data=campaign, where="TRUE"),
+        _customer_event("clicked", "n", f"least({end}, happened_at + click_after)", opens, data=campaign,
+                        where="clicked"),
+        _customer_event("unsubscribed", "0", "unsubscribed_at", where="unsubscribed_at IS NOT NULL",
+                        data=f"json_object('channel', 'email', 'method', {_unsubscribe_method(dice)})"),
+        _customer_event("unsubscribed", "1", "sms_stopped_at", where="sms_stopped_at IS NOT NULL",
+                        data="json_object('channel', 'sms', 'keyword', 'STOP')"),
+        _customer_event("complained", "0", "complained_at", where="complained_at IS NOT NULL",
+                        data="json_object('channel', 'email')"),
+        _customer_event("bounced", "0", "bounced_at", where="bounced_at IS NOT NULL",
+                        data="json_object('channel', 'email', 'type', 'hard')"),
+        _customer_event("line_followed", "0", "line_followed_at", where="line_followed_at IS NOT NULL"),
+        _customer_event("line_unfollowed", "0", "line_unfollowed_at", where="line_unfollowed_at IS NOT NULL"),
+    ]
+    con.execute(f"""
+        INSERT INTO customer_events
+        SELECT customer_id || ':' || event || ':' || n::VARCHAR, customer_id, event,
+               to_timestamp(happened_at), cart_id, order_id, data
+        FROM ({' UNION ALL '.join(kinds)}) ORDER BY 1""")
+
+
+def _email_opens(plan: Plan, dice: Dice) -> str:
+    """Opens of our newsletters while subscribed (and the address works); a quarter lead to a click."""
     end = plan.end
-    open_key = "(cu.c * 8 + r.n)"
+    key = "(cu.c * 8 + r.n)"
     stop = (f"least({end}, coalesce(cu.unsubscribed_at, {end}), coalesce(cu.complained_at, {end}), "
             f"coalesce(cu.bounced_at, {end}))")
-    opens = (f"SELECT cu.c, cu.customer_id, r.n, cu.email_granted_at + "
-             f"({dice.unit('open_at', open_key)} * ({stop} - cu.email_granted_at))::BIGINT AS happened_at, "
-             f"{dice.chance('clicked', open_key, 0.25)} AS clicked, "
-             f"{dice.below('click_after', open_key, 600)} + 5 AS click_after "
-             f"FROM _demo_customer cu, range({dice.weighted('opens', 'cu.c', OPENS_PER_CUSTOMER, 6)}) r(n) "
-             f"WHERE cu.email_granted_at IS NOT NULL AND {stop} > cu.email_granted_at")
-    campaign = "'newsletter-' || strftime(to_timestamp(happened_at), '%Y-%m')"
-    first_year = datetime.fromtimestamp(plan.start, timezone.utc).year - 1
-    last_year = datetime.fromtimestamp(plan.end, timezone.utc).year + 1
+    return (f"SELECT cu.c, cu.customer_id, r.n, "
+            f"cu.email_granted_at + ({dice.unit('open_at', key)} * ({stop} - cu.email_granted_at))::BIGINT "
+            f"AS happened_at, {dice.chance('clicked', key, 0.25)} AS clicked, "
+            f"{dice.below('click_after', key, 600)} + 5 AS click_after "
+            f"FROM _demo_customer cu, range({dice.weighted('opens', 'cu.c', OPENS_PER_CUSTOMER, 6)}) r(n) "
+            f"WHERE cu.email_granted_at IS NOT NULL AND {stop} > cu.email_granted_at")
+
+
+def _birthdays(plan: Plan) -> str:
+    """Each birthday inside the period, at local midnight (`n` is the year)."""
+    first_year = datetime.fromtimestamp(plan.start, UTC).year - 1
+    last_year = datetime.fromtimestamp(plan.end, UTC).year + 1
     anniversaries = (f"SELECT c, customer_id, tz, year, "
                      f"CAST(birthday + to_years((year - year(birthday))::INT) AS DATE) AS anniversary "
                      f"FROM _demo_customer CROSS JOIN range({first_year}, {last_year + 1}) y(year) "
                      f"WHERE birthday IS NOT NULL")
-    birthdays = (f"SELECT b.c, b.customer_id, b.year AS n, ld.midnight AS happened_at FROM ({anniversaries}) b "
-                 f"JOIN _demo_local_day ld ON ld.tz = b.tz AND ld.local_date = b.anniversary "
-                 f"WHERE ld.midnight BETWEEN {plan.start} AND {end}")
-    rows = [
-        ("cart_abandoned", f"SELECT c, customer_id, n, abandoned_at AS happened_at, cart_id, NULL AS order_id, NULL AS data "
-                           f"FROM _demo_cart WHERE abandoned_at BETWEEN {plan.start} AND {end}"),
-        ("signed_up", f"SELECT c, customer_id, 0 AS n, greatest({plan.start}, anchor - CASE WHEN k > 0 "
-                      f"THEN 60 + {dice.below('signup_lead', 'c', 600)} ELSE 0 END) AS happened_at, NULL, NULL, NULL "
-                      f"FROM _demo_customer WHERE source IN ('shopify', 'web')"),
-        ("last_order", "SELECT c, customer_id, 0, last_order_at, NULL, last_order_id, NULL FROM _demo_customer "
-                       "WHERE last_order_at IS NOT NULL"),
-        ("birthday", f"SELECT c, customer_id, n, happened_at, NULL, NULL, NULL FROM ({birthdays})"),
-        ("opened", f"SELECT c, customer_id, n, happened_at, NULL, NULL, json_object('channel', 'email', 'campaign', {campaign}) "
-                   f"FROM ({opens})"),
-        ("clicked", f"SELECT c, customer_id, n, least({end}, happened_at + click_after), NULL, NULL, "
-                    f"json_object('channel', 'email', 'campaign', {campaign}) FROM ({opens}) WHERE clicked"),
-        ("unsubscribed", f"SELECT c, customer_id, 0, unsubscribed_at, NULL, NULL, json_object('channel', 'email', "
-                         f"'method', {_unsubscribe_method(dice)}) FROM _demo_customer WHERE unsubscribed_at IS NOT NULL"),
-        ("unsubscribed", "SELECT c, customer_id, 1, sms_stopped_at, NULL, NULL, "
-                         "json_object('channel', 'sms', 'keyword', 'STOP') FROM _demo_customer "
-                         "WHERE sms_stopped_at IS NOT NULL"),
-        ("complained", "SELECT c, customer_id, 0, complained_at, NULL, NULL, json_object('channel', 'email') "
-                       "FROM _demo_customer WHERE complained_at IS NOT NULL"),
-        ("bounced", "SELECT c, customer_id, 0, bounced_at, NULL, NULL, json_object('channel', 'email', "
-                    "'type', 'hard') FROM _demo_customer WHERE bounced_at IS NOT NULL"),
-        ("line_followed", "SELECT c, customer_id, 0, line_followed_at, NULL, NULL, NULL FROM _demo_customer "
-                          "WHERE line_followed_at IS NOT NULL"),
-        ("line_unfollowed", "SELECT c, customer_id, 0, line_unfollowed_at, NULL, NULL, NULL FROM _demo_customer "
-                            "WHERE line_unfollowed_at IS NOT NULL"),
-    ]
-    parts = [f"SELECT {seq} AS seq, '{event}' AS event, * FROM ({sql})" for seq, (event, sql) in enumerate(rows)]
-    con.execute(f"""
-        INSERT INTO customer_events
-        SELECT customer_id || ':' || event || ':' || n::VARCHAR, customer_id, event, to_timestamp(happened_at),
-               cart_id, order_id, data::JSON
-        FROM ({' UNION ALL '.join(parts)}) events(seq, event, c, customer_id, n, happened_at, cart_id, order_id, data)
-        ORDER BY 1""")
+    return (f"SELECT b.c, b.customer_id, b.year AS n, ld.midnight AS happened_at FROM ({anniversaries}) b "
+            f"JOIN _demo_local_day ld ON ld.tz = b.tz AND ld.local_date = b.anniversary "
+            f"WHERE ld.midnight BETWEEN {plan.start} AND {plan.end}")
 
 
 def _unsubscribe_method(dice: Dice) -> str:
@@ -1212,52 +1372,78 @@ def _unsubscribe_method(dice: Dice) -> str:
                          "preference_center")
 
 
+class ConsentRule(NamedTuple):
+    """Which customers hold a consent, for what, since when, until when (SQL over `_demo_customer`)."""
+
+    channel: str
+    purposes: tuple[str, ...]
+    level: str
+    granted: str
+    revoked: str
+    source: str
+    holds: str
+    double_opt_in: str = "NULL"
+
+
+EMAIL_LEVEL = ("CASE WHEN email_source = 'purchase' THEN 'implied' "
+               "WHEN double_opt_in_at IS NOT NULL THEN 'double_opt_in' ELSE 'express' END")
+CONSENT_RULES = (
+    ConsentRule("email", ("marketing",), EMAIL_LEVEL, "email_granted_at",
+                "coalesce(unsubscribed_at, complained_at)", "email_source", "email_granted_at IS NOT NULL",
+                "double_opt_in_at"),
+    ConsentRule("sms", ("transactional", "service"), "'express'", "anchor", "sms_stopped_at",
+                "'checkout_phone'", "sms_service"),
+    ConsentRule("sms", ("marketing",), "sms_marketing_level", "sms_granted_at", "sms_stopped_at",
+                "sms_source", "sms_granted_at IS NOT NULL"),
+    ConsentRule("whatsapp", ("transactional", "service"), "'express'", "anchor", "NULL",
+                "'checkout_whatsapp_optin'", "whatsapp_service"),
+    ConsentRule("whatsapp", ("marketing",), "'express'", "anchor", "NULL", "'whatsapp_marketing_optin'",
+                "whatsapp_service AND whatsapp_marketing_draw AND NOT amazon_buyer"),
+    ConsentRule("line", ("any",), "'express'", "line_followed_at", "line_unfollowed_at", "'line_follow'",
+                "line_followed_at IS NOT NULL"),
+)
+
+
 def _insert_consents(con, plan: Plan, dice: Dice) -> None:
-    evidence = (f"json_object('form', rows.source || '_v3', 'text', t.text, 'ip', '203.0.113.' || (1 + {dice.below('consent_ip', 'c', 254)})::VARCHAR, "
-                f"'user_agent', {dice.element('consent_ua', 'c', _sql_list(USER_AGENTS))}, "
-                f"'double_opt_in_message_id', CASE WHEN double_opt_in_at IS NOT NULL "
-                f"THEN 'doi-' || substr(md5('doi:{dice.seed}:' || c::VARCHAR), 1, 20) END)")
-    line_evidence = "json_object('line_user_id', line_user_id, 'webhook_event', 'follow')"
-    rows = [
-        ("email", "'marketing'",
-         "CASE WHEN email_source = 'purchase' THEN 'implied' WHEN double_opt_in_at IS NOT NULL THEN 'double_opt_in' "
-         "ELSE 'express' END", "email_granted_at", "coalesce(unsubscribed_at, complained_at)", "email_source",
-         "double_opt_in_at", "email_granted_at IS NOT NULL"),
-        ("sms", "unnest(['transactional', 'service'])", "'express'", "anchor", "sms_stopped_at", "'checkout_phone'",
-         "NULL", "sms_service"),
-        ("sms", "'marketing'", "sms_marketing_level", "sms_granted_at", "sms_stopped_at", "sms_source", "NULL",
-         "sms_granted_at IS NOT NULL"),
-        ("whatsapp", "unnest(['transactional', 'service'])", "'express'", "anchor", "NULL",
-         "'checkout_whatsapp_optin'", "NULL", "whatsapp_service"),
-        ("whatsapp", "'marketing'", "'express'", "anchor", "NULL", "'whatsapp_marketing_optin'", "NULL",
-         "whatsapp_service AND whatsapp_marketing_draw AND NOT amazon_buyer"),
-        ("line", "'any'", "'express'", "line_followed_at", "line_unfollowed_at", "'line_follow'", "NULL",
-         "line_followed_at IS NOT NULL"),
-    ]
-    parts = [f"SELECT c, {seq} AS seq, customer_id, '{channel}' AS channel, {purpose} AS purpose, {level} AS level, "
-             f"{granted} AS granted_at, {revoked} AS revoked_at, {source} AS source, {doi} AS double_opt_in_at, "
-             f"line_user_id FROM _demo_customer WHERE {condition}"
-             for seq, (channel, purpose, level, granted, revoked, source, doi, condition) in enumerate(rows)]
+    parts = [f"SELECT c, {seq} AS seq, customer_id, '{rule.channel}' AS channel, "
+             f"unnest({_sql_list(rule.purposes)}) AS purpose, {rule.level} AS level, "
+             f"{rule.granted} AS granted_at, {rule.revoked} AS revoked_at, {rule.source} AS source, "
+             f"{rule.double_opt_in} AS double_opt_in_at, line_user_id FROM _demo_customer WHERE {rule.holds}"
+             for seq, rule in enumerate(CONSENT_RULES)]
     con.execute(f"""
         INSERT INTO consents
-        SELECT customer_id, channel, purpose, level, to_timestamp(granted_at), to_timestamp(revoked_at), rows.source,
-               to_timestamp(double_opt_in_at),
-               CASE WHEN channel = 'line' THEN {line_evidence} ELSE {evidence} END
+        SELECT customer_id, channel, purpose, level, to_timestamp(granted_at), to_timestamp(revoked_at),
+               rows.source, to_timestamp(double_opt_in_at),
+               CASE WHEN channel = 'line'
+                    THEN json_object('line_user_id', line_user_id, 'webhook_event', 'follow')
+                    ELSE {_consent_evidence(dice)} END
         FROM ({' UNION ALL '.join(parts)}) rows LEFT JOIN _demo_consent_text t ON t.source = rows.source
         ORDER BY c, seq, purpose""")
 
 
-def _insert_suppressions(con, plan: Plan) -> None:
-    rows = [
-        ("'email'", "'unsubscribed'", "unsubscribed_at", "'list_unsubscribe'"),
-        ("'email'", "'complaint'", "complained_at", "'feedback_loop'"),
-        ("'email'", "'hard_bounce'", "bounced_at", "'esp_webhook'"),
-        ("'sms'", "'sms_stop'", "sms_stopped_at", "'sms_keyword'"),
-        ("'line'", "'line_unfollow'", "line_unfollowed_at", "'line_webhook'"),
-    ]
-    parts = [f"SELECT c, {seq} AS seq, customer_id, {channel} AS channel, {reason} AS reason, {column} AS happened_at, "
-             f"{source} AS source FROM _demo_customer WHERE {column} IS NOT NULL"
-             for seq, (channel, reason, column, source) in enumerate(rows)]
+def _consent_evidence(dice: Dice) -> str:
+    """The form, its wording, the IP address (a documentation range) and browser, and the
+    confirmation message of a double opt-in."""
+    ip = f"'203.0.113.' || (1 + {dice.below('consent_ip', 'c', 254)})::VARCHAR"
+    browser = dice.element("consent_ua", "c", _sql_list(USER_AGENTS))
+    confirmation = (f"CASE WHEN double_opt_in_at IS NOT NULL "
+                    f"THEN 'doi-' || substr(md5('doi:{dice.seed}:' || c::VARCHAR), 1, 20) END")
+    return (f"json_object('form', rows.source || '_v3', 'text', t.text, 'ip', {ip}, 'user_agent', {browser}, "
+            f"'double_opt_in_message_id', {confirmation})")
+
+
+def _insert_suppressions(con, plan: Plan, dice: Dice) -> None:
+    """One suppression per opt-out event, on its channel, at the same instant."""
+    opt_outs = (
+        ("email", "unsubscribed", "unsubscribed_at", _unsubscribe_method(dice)),
+        ("email", "complaint", "complained_at", "'feedback_loop'"),
+        ("email", "hard_bounce", "bounced_at", "'esp_webhook'"),
+        ("sms", "sms_stop", "sms_stopped_at", "'sms_keyword'"),
+        ("line", "line_unfollow", "line_unfollowed_at", "'line_webhook'"),
+    )
+    parts = [f"SELECT c, {seq} AS seq, customer_id, '{channel}' AS channel, '{reason}' AS reason, "
+             f"{column} AS happened_at, {source} AS source FROM _demo_customer WHERE {column} IS NOT NULL"
+             for seq, (channel, reason, column, source) in enumerate(opt_outs)]
     con.execute(f"""
         INSERT INTO suppressions
         SELECT customer_id, channel, reason, to_timestamp(happened_at), source
@@ -1276,11 +1462,11 @@ def parse_start(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise click.BadParameter(f"`{text}` is not a date such as 2026-07-01 or a date-time such as "
                                  "2026-07-01T00:00Z", param_hint="--start") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @click.command("generate")
@@ -1295,7 +1481,8 @@ def parse_start(text: str | None) -> datetime | None:
 @click.option("--days", type=click.IntRange(1, 3660), default=DEFAULT_DAYS, metavar="D",
               help=f"Length of the history, in days [default: {DEFAULT_DAYS}].")
 @click.option("--force", is_flag=True, help="Replace the data (and ledger) of a store that already has some.")
-def generate_command(db_path: str, orders: int, seed: int, start_text: str | None, days: int, force: bool) -> None:
+def generate_command(db_path: str, orders: int, seed: int, start_text: str | None, days: int,
+                     force: bool) -> None:
     """Fill a store with a realistic demo data set: customers, orders, events, consents.
 
     \b
@@ -1318,7 +1505,8 @@ def generate_command(db_path: str, orders: int, seed: int, start_text: str | Non
                 raise click.ClickException(f"{db_path}: {_describe(existing)}; pass --force to replace it")
             clear_store(con)
         began = time.perf_counter()
-        counts = generate(con, orders=orders, seed=seed, start=start, days=days, progress=_progress_printer(orders))
+        counts = generate(con, orders=orders, seed=seed, start=start, days=days,
+                          progress=_progress_printer(orders))
         elapsed = time.perf_counter() - began
     finally:
         con.close()
@@ -1328,7 +1516,7 @@ def generate_command(db_path: str, orders: int, seed: int, start_text: str | Non
 def _progress_printer(orders: int) -> Progress:
     """Progress on standard error, on one refreshed line, only when it is a terminal."""
     if not sys.stderr.isatty():
-        return lambda stage, count: None
+        return _no_progress
 
     def show(stage: str, count: int) -> None:
         text = f"orders {count:,} of {orders:,}" if stage == "orders" else "building indexes"
@@ -1341,10 +1529,11 @@ def _progress_printer(orders: int) -> Progress:
 
 def _print_summary(db_path: str, counts: dict[str, int], seed: int, start: datetime, days: int,
                    elapsed: float) -> None:
-    first = start.astimezone(timezone.utc)
+    first = start.astimezone(UTC)
     last = first + timedelta(days=days)
     rows = sum(counts.values())
     click.echo(f"{db_path}: demo data for {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC, seed {seed}")
     for table, count in counts.items():
         click.echo(f"  {table:<16} {count:>12,}")
-    click.echo(f"  {'total':<16} {rows:>12,} rows in {elapsed:.1f} s ({rows / max(elapsed, 1e-9):,.0f} rows/s)")
+    rate = rows / max(elapsed, 1e-9)
+    click.echo(f"  {'total':<16} {rows:>12,} rows in {elapsed:.1f} s ({rate:,.0f} rows/s)")
