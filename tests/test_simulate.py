@@ -244,3 +244,19 @@ def test_casl_implied_consent_lapses_after_two_years(store):
             "via email send \"promo\" cooldown 7d per customer")
     _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-05 00:00:00")
     assert outcomes(decisions) == {("o1", "send", "sent"), ("o2", "skip", "no-channel")}
+
+
+def test_unless_and_exit_count_only_events_after_the_trigger(store):
+    con, path = store
+    customer(con, "c1")
+    order(con, "o1", "c1")
+    event(con, "p0", "o1", "refunded", "2026-08-01 00:00:00")   # before the trigger: does not count
+    event(con, "e1", "o1", "delivered", "2026-08-03 03:00:00")
+    customer(con, "c2")
+    order(con, "o2", "c2")
+    event(con, "e2", "o2", "delivered", "2026-08-03 03:00:00")
+    event(con, "p2", "o2", "refunded", "2026-08-04 00:00:00")   # after the trigger: cancels the run
+    flow = ("on delivered + 48h unless refunded via email purpose service market JP "
+            "where order.marketplace == shopify between 10:00 and 18:00 local")
+    _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-07 00:00:00")
+    assert outcomes(decisions) == {("o1", "send", "sent"), ("o2", "skip", "unless")}

@@ -30,6 +30,8 @@ class Named:
 
 
 NOW, SINCE, FLOW, STEP = Named("now"), Named("since"), Named("flow"), Named("step")
+#: The trigger occurrence's time in the due query: events in `unless` and `exit when` count only after it.
+AFTER_TRIGGER = "e.occurred_at"
 SUBJECT = Named("subject")
 
 
@@ -55,8 +57,8 @@ def q(template: str, *parts) -> Q:
     return out
 
 
-def expr(compiler_schema: Schema, e) -> Q:
-    c = ExprCompiler(compiler_schema)
+def expr(compiler_schema: Schema, e, after: str | None = None) -> Q:
+    c = ExprCompiler(compiler_schema, after)
     sql = c.compile(e)
     return Q(sql, tuple(NOW if p is _NOW else p for p in c.params))
 
@@ -118,7 +120,7 @@ def build_explain(plan: FlowPlan, step: StepPlan, schema: Schema) -> DueQuery:
     for i, part in enumerate(c for g in plan.guards for c in conjuncts(g)):
         extra = extra + q(",\n  {} AS \"guard_" + str(i) + "\"", expr(schema, part))
     for i, part in enumerate(plan.exits):
-        extra = extra + q(",\n  {} AS \"exit_" + str(i) + "\"", expr(schema, part))
+        extra = extra + q(",\n  {} AS \"exit_" + str(i) + "\"", expr(schema, part, AFTER_TRIGGER))
     whole = _select(plan, step, schema, extra)() + q(
         "\nWHERE e.event = {} AND (o.id = {} OR c.id = {})\nORDER BY due_at, key", plan.event, SUBJECT, SUBJECT)
     return DueQuery(whole.sql, whole.params)
@@ -154,10 +156,11 @@ def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), ev
             return Q("FALSE")
         out = Q("(")
         for i, e in enumerate(exprs):
-            out = out + (" OR " if i else "") + q("coalesce({}, FALSE)", expr(schema, e))
+            out = out + (" OR " if i else "") + q("coalesce({}, FALSE)", expr(schema, e, AFTER_TRIGGER))
         return out + ")"
 
-    unless = q("NOT coalesce({}, FALSE)", expr(schema, plan.unless)) if plan.unless is not None else Q("TRUE")
+    unless = (q("NOT coalesce({}, FALSE)", expr(schema, plan.unless, AFTER_TRIGGER))
+              if plan.unless is not None else Q("TRUE"))
     columns = ", ".join(f'c."{col}" AS "{col}"' for col in CUSTOMER_COLUMNS)
     cap_window = plan.cap[1] if plan.cap else 0
 

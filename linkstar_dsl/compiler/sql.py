@@ -24,9 +24,12 @@ class Unsupported(Exception):
 
 
 class ExprCompiler:
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, after: str | None = None) -> None:
         self.schema = schema
         self.params: list = []
+        #: SQL for the trigger occurrence's time: when set (for `unless` and `exit when`), an
+        #: event counts only if it happened after the trigger, as SPEC.md §3.5 says.
+        self.after = after
 
     def param(self, value) -> str:
         self.params.append(value)
@@ -86,6 +89,8 @@ class ExprCompiler:
         sql += f" AND x.occurred_at <= {self.now()}"
         if within is not None:
             sql += f" AND x.occurred_at > {self.now()} - to_seconds({self.param(within.seconds)})"
+        if self.after is not None:
+            sql += f" AND x.occurred_at > {self.after}"
         return sql + ")"
 
     def _event_source(self, event: str) -> tuple[str, str, str]:
