@@ -21,9 +21,10 @@
   unsubscribed (email, or an SMS STOP), complained, bounced, line_followed, line_unfollowed, and
   the two anchors flows trigger on: `last_order` (at the customer's latest order) and `birthday`
   (midnight local time on each birthday inside the period).
-* **consents** per channel and purpose with their evidence: email marketing for 50–70% of the
-  buyers we may market to (confirmed double opt-in for German and most EU sign-ups, implied consent
-  from a purchase for part of Canada), SMS for transactional and service messages, written SMS
+* **consents** per channel and purpose with their evidence: email marketing for about half of all
+  customers (65–80% of those from our own shops depending on the market, few Amazon buyers;
+  confirmed double opt-in for German and most EU sign-ups, implied consent from a purchase for
+  part of Canada), SMS for transactional and service messages, written SMS
   marketing consent for a minority of US buyers, WhatsApp opt-ins, LINE friendship (channel `line`,
   purpose `any`) for every LINE user; revoked when the buyer unsubscribes, complains, replies STOP
   or blocks the LINE account.
@@ -40,7 +41,7 @@ Addresses are synthetic: email domains are reserved example domains (`example.jp
 `marketplace.amazon.example`), URLs point at `example.com`, and consent evidence uses the IP ranges
 reserved for documentation.
 
-How it is made: every value is a pure function of the seed, a name for the value (the "salt") and
+Method: every value is a pure function of the seed, a name for the value (the "salt") and
 the row's number, drawn with DuckDB's `hash()`.  Rows are produced with `range()` and `INSERT …
 SELECT`, one chunk of customers at a time, so no Python code runs per row, the generator's working
 tables are bounded by the chunk, and the same seed gives the same tables whatever the chunk size or
