@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 import attrs
 import duckdb
 
-from .compiler.due import build
 from .compiler.plan import FlowPlan
 from .gate_inputs import fetch
 from .gates import Decision, decide
+from .runtime.due_set import DueSet
 from .store import DATA_TABLES, MIGRATIONS
 
 
@@ -53,22 +53,14 @@ class Simulation:
     schema: object
     decisions: list[Decision] = attrs.field(factory=list)
     queries: dict = attrs.field(factory=dict)
+    due_set: DueSet | None = None
 
     def __attrs_post_init__(self) -> None:
-        self.queries = {(p.name, s.index): build(p, s, self.schema) for p in self.plans for s in p.steps}
+        self.due_set = DueSet(self.plans, self.schema)
+        self.queries = self.due_set.queries
 
     def tick(self, since: datetime, now: datetime) -> list[Decision]:
-        due = []  # (plan, step, row) in plan and step order
-        for plan in self.plans:
-            for step in plan.steps:
-                query = self.queries[(plan.name, step.index)]
-                binding = dict(now=now, since=since, flow=plan.name, step=step.index)
-                if query.probe_sql and not self.con.execute(query.probe_sql,
-                                                            query.bind(**binding, probe=True)).fetchone()[0]:
-                    continue  # nothing due: skip the query that evaluates the guards
-                cursor = self.con.execute(query.sql, query.bind(**binding))
-                names = [d[0] for d in cursor.description]
-                due += [(plan, step, dict(zip(names, values))) for values in cursor.fetchall()]
+        due = self.due_set.rows(self.con, since, now)
         recipients = fetch(self.con, {row["customer_id"] for _, _, row in due}, now)
         made = []
         for plan, step, row in due:
