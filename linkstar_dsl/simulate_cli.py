@@ -36,37 +36,20 @@ def parse_step(text: str) -> timedelta:
 
 def load_plans(paths: tuple[str, ...]):
     """(plans, schema) for every flow in the files, or exit 1 after printing their errors."""
-    from .checker import Env, check_source
-    from .compiler.plan import plan_flow
-    from .imports import resolve
-    from .loader import LoadError, collect, load
-    from .reporters import text
+    from .runtime.program import CompileError, compile_paths
 
     try:
-        files = collect(list(paths))
-    except LoadError as exc:
-        raise click.UsageError(str(exc)) from None
-    reports = []
-    for path in files:
-        loaded = load(path)
-        reports.append(check_source(loaded.source, prior=loaded.diagnostics))
-    bad = [r for r in reports if r.errors]
-    if bad:
-        sys.stderr.write(text(bad))
-        raise SystemExit(1)
-    plans, schema, seen = [], None, {}
-    for report in reports:
-        env = Env.for_module(report.module, imported=resolve(report.module).modules)
-        schema = env.schema
-        for flow in report.module.flows:
-            plan = plan_flow(flow, env)
-            if plan.name in seen:
-                raise click.UsageError(f"two flows are named {plan.name} ({seen[plan.name]} and {report.source.name})")
-            seen[plan.name] = report.source.name
-            plans.append(plan)
-    if not plans:
+        program = compile_paths(paths)
+    except CompileError as exc:
+        if not exc.reports:
+            raise click.UsageError(str(exc)) from None
+        if not any(r.errors for r in exc.reports):
+            raise click.UsageError(str(exc)) from None
+        sys.stderr.write(str(exc) + "\n")
+        raise SystemExit(1) from None
+    if not program.plans:
         raise click.UsageError("no flows to simulate in " + ", ".join(paths))
-    return plans, schema
+    return list(program.plans), program.schema
 
 
 def format_timeline(decisions) -> str:
