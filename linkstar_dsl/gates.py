@@ -1,13 +1,14 @@
 """The gates every due message passes, in one fixed order, each with a typed reason.
 
 Order (SPEC.md, "Runtime semantics"): the trigger's `unless`, the `where` guards, `exit when`,
-`expire after`, the holdout, suppressions, channel choice (reachable, not suppressed on that
+`expire after`, a pause of the flow (kill switch), the holdout, suppressions, channel choice (reachable, not suppressed on that
 channel, consent and friendship as the policies require), once-per, cooldown, cap, and last the
 send window in the recipient's local time.  Each gate lets the message through, defers it to a
 time, or skips it; the first gate that does not let it through decides.
 
-Defaults: a closed window and a cooldown defer (the message is still worth sending later); every
-other gate skips.  `expire after` bounds every deferral.
+Defaults: a closed window, a cooldown and a pause defer (the message is still worth sending later);
+every other gate skips.  A paused channel is passed over for the next one in `via`; when the only
+reachable channels are paused, the message waits.  `expire after` bounds every deferral.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from .compiler.plan import FlowPlan, Message, StepPlan
 from .policies import MARKET_COUNTRIES
 
 #: The reason codes, in gate order.
-REASONS = ("sent", "unless", "guard", "exited", "expired", "holdout", "suppressed", "no-channel",
+REASONS = ("sent", "unless", "guard", "exited", "expired", "paused", "holdout", "suppressed", "no-channel",
            "once", "cooldown", "cap", "at-time", "window")
+#: How long a paused flow's or channel's message waits before the gates look at it again.
+PAUSE_RECHECK = timedelta(minutes=15)
 
 #: Where a buyer is, when the profile does not say: the phone's country calling code.
 PHONE_PREFIXES = (("+81", "JP"), ("+49", "DE"), ("+33", "FR"), ("+39", "IT"), ("+34", "ES"),
@@ -142,6 +145,8 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
     deadline = due + timedelta(seconds=plan.expire) if plan.expire else None
     if deadline is not None and now > deadline:
         raise _Verdict("skip", "expired", f"due {iso(due)}, expired after {plan.expire // 3600}h")
+    if row.get("paused_flow"):
+        raise _Verdict("defer", "paused", f"the flow is paused: {row['paused_flow']}", send_at=now + PAUSE_RECHECK)
     if plan.holdout is not None and bucket("holdout", plan.name, row["customer_id"]) < float(plan.holdout) * 100:
         raise _Verdict("skip", "holdout", f"in the {plan.holdout}% holdout group")
     suppressed = set(row.get("suppressed") or ())
@@ -176,12 +181,18 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
 
 
 def _choose_channel(plan: FlowPlan, step: StepPlan, row: dict, suppressed: set) -> str:
-    reasons = []
+    reasons, paused = [], row.get("paused_channels") or {}
     for channel in step.channels:
         problem = channel_problem(plan, channel, row, suppressed)
+        if problem is None and channel in paused:
+            problem = f"paused ({paused[channel]})"
         if problem is None:
             return channel
         reasons.append(f"{channel}: {problem}")
+    if any(channel in paused and channel_problem(plan, channel, row, suppressed) is None
+           for channel in step.channels):
+        # A reachable channel is only paused: wait for it rather than give the message up.
+        raise _Verdict("defer", "paused", "; ".join(reasons), send_at=row["_now"] + PAUSE_RECHECK)
     raise _Verdict("skip", "no-channel", "; ".join(reasons) or "no channel")
 
 

@@ -9,7 +9,6 @@ or skip (with the reason).  The same inputs always give the same output.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -18,27 +17,33 @@ import attrs
 import duckdb
 
 from .compiler.plan import FlowPlan
-from .gate_inputs import fetch
-from .gates import Decision, decide
+from .gates import Decision
+from .runtime.decide import decide_tick
 from .runtime.due_set import DueSet
-from .store import DATA_TABLES, MIGRATIONS
-
-
-def _ledger_ddl() -> str:
-    text = (MIGRATIONS / "001_initial.sql").read_text(encoding="utf-8")
-    return re.search(r"CREATE TABLE ledger \(.*?\n\);", text, re.S).group(0)
+from .runtime.pauses import in_force
+from .store import DATA_TABLES, migrate
 
 
 def scratch(db_path: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection that reads the store at `db_path` and owns a scratch ledger."""
+    """An in-memory connection that reads the store at `db_path` and owns a scratch ledger.
+
+    The scratch database gets the current schema; each data table (and the pauses) is then
+    replaced by a view of the store's table, and the store's ledger rows are copied in by column
+    name, so a store made by an older version reads just as well.
+    """
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    migrate(con)
     # ATTACH takes no parameters: the path goes in as a quoted SQL string literal.
     con.execute(f"ATTACH {_sql_string(db_path)} AS src (READ_ONLY)")
-    for table in DATA_TABLES:
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM src.{table}")  # names from a fixed tuple
-    con.execute(_ledger_ddl())
-    con.execute("INSERT INTO ledger SELECT * FROM src.ledger")
+    present = {name for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'").fetchall()}
+    for table in (*DATA_TABLES, "pauses"):  # names from a fixed tuple
+        if table in present:
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM src.{table}")
+    if "ledger" in present:
+        con.execute("INSERT INTO ledger BY NAME SELECT * FROM src.ledger")
     return con
 
 
@@ -60,15 +65,9 @@ class Simulation:
         self.queries = self.due_set.queries
 
     def tick(self, since: datetime, now: datetime) -> list[Decision]:
-        due = self.due_set.rows(self.con, since, now)
-        recipients = fetch(self.con, {row["customer_id"] for _, _, row in due}, now)
-        made = []
-        for plan, step, row in due:
-            decision = decide(plan, step, recipients.fill(row, plan, now), now)
-            if decision.decision == "send":
-                recipients.sent(decision.customer_id, plan, decision.order_id, decision.send_at)
+        made = [d for _, _, _, d in decide_tick(self.con, self.due_set, since, now, in_force(self.con, now))]
+        for decision in made:
             self._record(decision)
-            made.append(decision)
         self.decisions.extend(made)
         return made
 
