@@ -1,0 +1,187 @@
+"""Sending what a tick claimed: render each message, hand it to its channel, classify the answer.
+
+For each claimed send the channels tried are the one the gates chose, then the later channels of
+the step's `via` list the recipient can be reached on.  Each is rendered for the recipient's
+locale (a template that does not render moves on to the next channel, and is never sent half
+filled), then sent through the channel engine: sent stops; a permanent failure or a suppression
+moves on; a temporary failure stops, and the send is deferred for a retry with backoff (the gates
+are checked again then) until its attempts run out.  Suppressions the providers report are
+written to the store at once, so no later message goes to that address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import attrs
+
+from ..adapters.messages import Outcome, OutgoingMessage, SendResult
+from ..compiler.plan import FlowPlan, StepPlan
+from ..gates import ADDRESS, Decision, channel_problem, recipient_country
+from ..policies import MARKET_COUNTRIES
+from .ledger import Completion
+
+#: Waits before the retries of a send that met a temporary failure on every channel tried.
+RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2))
+#: Policy requirements met by something a template must show.
+FOOTER_REQUIREMENTS = ("unsubscribe_link", "sender_identity", "sender_address", "ad_disclosure")
+
+
+@attrs.frozen
+class Job:
+    """One claimed send: the decision, where it came from, and what the gates saw."""
+
+    decision: Decision
+    plan: FlowPlan
+    step: StepPlan
+    row: Mapping
+    attempts: int = 0
+
+
+@attrs.frozen
+class Records:
+    """The rows a message is rendered from, fetched once per tick."""
+
+    customers: Mapping[str, dict]
+    orders: Mapping[str, dict]
+    carts: Mapping[str, dict]  # by trigger occurrence
+
+    @classmethod
+    def fetch(cls, con, jobs: Sequence[Job]) -> Records:
+        customers = {j.decision.customer_id for j in jobs}
+        orders = {j.decision.order_id for j in jobs if j.decision.order_id}
+        occurrences = [j.decision.occurrence for j in jobs if j.plan.subject == "customer"]
+        return cls(_by_id(con, "SELECT * FROM customers WHERE id IN (SELECT unnest(?))", customers),
+                   _by_id(con, "SELECT * FROM orders WHERE id IN (SELECT unnest(?))", orders),
+                   _by_id(con, "SELECT e.id AS occurrence_id, ct.* FROM customer_events e JOIN carts ct "
+                          "ON ct.id = e.cart_id WHERE e.id IN (SELECT unnest(?))", occurrences, key="occurrence_id"))
+
+
+def _by_id(con, sql: str, ids, key: str = "id") -> dict[str, dict]:
+    if not ids:
+        return {}
+    cursor = con.execute(sql, [sorted(ids)])
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, values)) for values in cursor.fetchall()]
+    return {row.pop(key) if key != "id" else row[key]: row for row in rows}
+
+
+def address(channel: str, decision: Decision, row: Mapping, customer: Mapping | None) -> str | None:
+    if channel == "amazon":
+        return decision.order_id
+    if channel == "webhook":
+        return decision.customer_id
+    field = ADDRESS.get(channel)
+    value = (customer or {}).get(field) if field else None
+    return value or (row.get(field) if field else None)
+
+
+def requirements(plan: FlowPlan, channel: str, row: Mapping) -> set[str]:
+    """The footer requirements the policies put on this message, for this recipient's market."""
+    country = recipient_country(row)
+    markets = {m for m, members in MARKET_COUNTRIES.items() if country in members}
+    return {ob.requirement for ob in plan.obligations
+            if ob.requirement in FOOTER_REQUIREMENTS and (ob.market is None or ob.market in markets)
+            and (not ob.channels or channel in ob.channels)}
+
+
+def candidates(job: Job, paused_channels: Mapping[str, str]) -> list[str]:
+    chosen = job.decision.channel
+    later = list(job.step.channels)
+    later = later[later.index(chosen) + 1:] if chosen in later else []
+    suppressed = set(job.row.get("suppressed") or ())
+    return [chosen] + [c for c in later if c not in paused_channels
+                       and channel_problem(job.plan, c, dict(job.row), suppressed) is None]
+
+
+@attrs.define
+class Dispatcher:
+    """Renders and sends the claimed jobs of a tick, a bounded number at a time."""
+
+    channels: object  # adapters.ChannelEngine (or anything with `send` and `adapters`)
+    renderer_for: Callable[[FlowPlan], object]
+    context_for: Callable[[Job, Records, str], dict]
+    concurrency: int = 64
+    on_suppress: Callable[[str, str, str, str], None] | None = None
+    #: Called with a job's key before its first request to a provider without idempotency keys.
+    on_attempt: Callable[[str], None] | None = None
+    max_attempts: int = len(RETRY_BACKOFF) + 1
+
+    async def run(self, jobs: Sequence[Job], records: Records, now: datetime,
+                  paused_channels: Mapping[str, str]) -> list[Completion]:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(job: Job) -> Completion:
+            async with gate:
+                return await self.send(job, records, now, paused_channels)
+
+        return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+    def _repeat_safe(self, channel: str) -> bool:
+        adapter = getattr(self.channels, "adapters", {}).get(channel)
+        return bool(getattr(adapter, "repeat_safe", False))
+
+    async def send(self, job: Job, records: Records, now: datetime,
+                   paused_channels: Mapping[str, str]) -> Completion:
+        d = job.decision
+        customer = records.customers.get(d.customer_id)
+        tried: list[dict] = []
+        messages: list[OutgoingMessage] = []
+        renderer = self.renderer_for(job.plan)
+        for channel in candidates(job, paused_channels):
+            to = address(channel, d, job.row, customer)
+            if not to:
+                tried.append({"channel": channel, "outcome": "permanent", "code": "no_address"})
+                continue
+            try:
+                context = self.context_for(job, records, channel)
+                content = renderer.render(d.template, channel, (customer or {}).get("locale") or "en", context,
+                                          purpose=job.plan.purpose, requires=requirements(job.plan, channel, job.row))
+            except Exception as exc:  # a template that does not render is that channel's permanent failure
+                tried.append({"channel": channel, "outcome": "permanent", "code": "render_error",
+                              "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+                continue
+            messages.append(OutgoingMessage.for_decision(attrs.evolve(d, channel=channel), to, content,
+                                                         unsubscribe_url=context.get("unsubscribe_url")))
+        if not messages:
+            return Completion(d.key, "failed", d.channel, "send-failed", {"tried": tried})
+        if self.on_attempt is not None and not all(self._repeat_safe(m.channel) for m in messages):
+            self.on_attempt(d.key)
+        last: SendResult | None = None
+        for message in messages:
+            result = await self.channels.send(message)
+            last = result
+            tried.append({"channel": message.channel, **_brief(result)})
+            if result.outcome is Outcome.SUPPRESS and self.on_suppress is not None:
+                self.on_suppress(d.customer_id, message.channel, result.suppress_reason or "unsubscribed",
+                                 result.provider)
+            if result.sent:
+                return Completion(d.key, "sent", message.channel, "sent", {"tried": tried},
+                                  provider_id=result.provider_message_id)
+            if result.outcome is Outcome.RETRYABLE:
+                return self._retry(job, message.channel, result, tried, now)
+        return Completion(d.key, "failed", messages[-1].channel, "send-failed", {"tried": tried},
+                          provider_id=last.provider_message_id if last else None)
+
+    def _retry(self, job: Job, channel: str, result: SendResult, tried: list, now: datetime) -> Completion:
+        attempt = job.attempts
+        if attempt + 1 >= self.max_attempts:
+            return Completion(job.decision.key, "failed", channel, "send-failed",
+                              {"tried": tried, "gave_up_after": attempt + 1})
+        wait = RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)]
+        if result.retry_after:
+            wait = max(wait, timedelta(seconds=result.retry_after))
+        return Completion(job.decision.key, "retry", channel, "retry", {"tried": tried}, retry_at=now + wait)
+
+
+def _brief(result: SendResult) -> dict:
+    out = {"outcome": result.outcome.value, "class": result.category, "provider": result.provider}
+    for name in ("code", "status", "provider_message_id", "suppress_reason", "retry_after"):
+        value = getattr(result, name)
+        if value not in (None, ""):
+            out[name] = value
+    if result.message and not result.sent:
+        out["message"] = result.message[:200]
+    return out

@@ -1,0 +1,301 @@
+"""The engine: compiled flows, a store, channels and a clock; `await engine.tick(now)` does the work.
+
+    program = linkstar_dsl.compile(["flows/"])
+    async with Engine(program, "shop.duckdb", channels=ChannelsConfig.from_toml("linkstar.toml")) as engine:
+        report = await engine.tick()          # or: await engine.run(every=timedelta(minutes=1))
+
+One tick evaluates every flow step due in (last tick, now] plus the deferrals now due, passes each
+through the gates (`gates.py`, the same code `linkstar simulate` runs), writes every decision to
+the ledger and claims the sends in one transaction, renders and sends the claimed messages, and
+completes them in the ledger.  On start the engine takes over the sends a runner that died left
+claimed, and finishes them (see `ledger.py`).  `dry_run=True` does all of it against a scratch
+copy of the ledger and sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import attrs
+import duckdb
+
+from ..adapters.messages import Outcome, SendResult
+from ..gates import Decision
+from . import ledger
+from .decide import decide_tick
+from .dispatch import Dispatcher, Job, Records
+from .due_set import DueSet
+from .pauses import AutoPausePolicy, auto_pause, in_force
+from .program import Program
+
+#: Engines alive in this process, by ledger token: their claims are not orphans.
+_LIVE: set[str] = set()
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@attrs.frozen
+class TickReport:
+    """What one tick decided and how its sends ended."""
+
+    since: datetime
+    now: datetime
+    decisions: tuple[Decision, ...]
+    completions: tuple[ledger.Completion, ...]
+    recovered: int = 0
+    paused_flows: tuple[str, ...] = ()
+    conflict: str | None = None
+
+    def counts(self) -> Counter:
+        counts = Counter()
+        for d in self.decisions:
+            counts[d.decision if d.decision == "send" else f"{d.decision}:{d.reason}"] += 1
+        for c in self.completions:
+            counts[f"completed:{c.status}"] += 1
+        return counts
+
+    @property
+    def sent(self) -> int:
+        return sum(c.status == "sent" for c in self.completions)
+
+
+@attrs.frozen
+class EngineSettings:
+    #: Names this runner's place in time (`runner_state`); runners with different names keep separate clocks.
+    runner: str = "default"
+    #: How far back the first tick of a new runner looks.
+    lookback: timedelta = timedelta(days=1)
+    concurrency: int = 64
+    auto_pause: AutoPausePolicy | None = AutoPausePolicy()
+
+
+class DryRunChannels:
+    """Channels for `--dry-run`: every message is accepted and kept, nothing leaves the machine."""
+
+    adapters: dict = {}
+
+    def __init__(self) -> None:
+        self.messages = []
+
+    async def send(self, message) -> SendResult:
+        self.messages.append(message)
+        return SendResult(Outcome.SENT, "dry-run", provider_message_id=f"dry-{len(self.messages)}")
+
+
+class Engine:
+    def __init__(self, program: Program, db: str | Path | duckdb.DuckDBPyConnection, *,
+                 channels=None, environ: Mapping[str, str] | None = None, render_settings=None,
+                 dry_run: bool = False, clock: Callable[[], datetime] = utc_now,
+                 settings: EngineSettings = EngineSettings()) -> None:
+        self.program = program
+        self.db = db
+        self.dry_run = dry_run
+        self.clock = clock
+        self.settings = settings
+        self.token = uuid.uuid4().hex
+        self._channels_arg = channels
+        self._environ = environ
+        self._render_settings = render_settings
+        self._owns_channels = False
+        self._renderers: dict[str, object] = {}
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.channels = None
+        self.due_set = DueSet(program.plans, program.schema)
+        self.recovered = 0
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self.con = self._connect()
+        self.channels = await self._open_channels()
+        _LIVE.add(self.token)
+        if not self.dry_run:
+            self.recovered = await self.recover()
+
+    async def close(self) -> None:
+        _LIVE.discard(self.token)
+        if self._owns_channels and self.channels is not None:
+            await self.channels.close()
+        self.channels = None
+        if self.con is not None and not isinstance(self.db, duckdb.DuckDBPyConnection):
+            self.con.close()
+        self.con = None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if isinstance(self.db, duckdb.DuckDBPyConnection):
+            if self.dry_run:
+                raise ValueError("a dry run reads the store through a scratch copy: give the database's path")
+            return self.db.cursor()
+        if self.dry_run:
+            from ..simulate import scratch
+
+            return scratch(str(self.db))
+        from ..store import open_store
+
+        return open_store(self.db)
+
+    async def _open_channels(self):
+        if self.dry_run:
+            return DryRunChannels()
+        channels = self._channels_arg
+        if channels is None:
+            raise ValueError("no channels configured: give a [channels] configuration, or run with dry_run=True")
+        if hasattr(channels, "send"):
+            return channels
+        from ..adapters.engine import ChannelEngine
+
+        engine = ChannelEngine(channels, environ=self._environ)
+        await engine.start()
+        self._owns_channels = True
+        return engine
+
+    # -- rendering --------------------------------------------------------------------------------
+
+    def _renderer(self, plan):
+        origin = self.program.origin(plan.name)
+        key = str(origin.parent) if origin is not None else ""
+        if key not in self._renderers:
+            from .render import Renderer
+
+            self._renderers[key] = Renderer.for_flow_file(origin, self._settings())
+        return self._renderers[key]
+
+    def _settings(self):
+        if self._render_settings is None:
+            from .render import RenderSettings
+
+            self._render_settings = RenderSettings()
+        return self._render_settings
+
+    def _context(self, job: Job, records: Records, channel: str) -> dict:
+        from .render import render_context
+
+        d = job.decision
+        return render_context(records.customers.get(d.customer_id) or {}, records.orders.get(d.order_id),
+                              records.carts.get(d.occurrence), self._settings(), d.key, channel, self._now)
+
+    # -- ticks ------------------------------------------------------------------------------------
+
+    async def tick(self, now: datetime | None = None) -> TickReport:
+        """Decide and send everything due by `now` (default: the clock)."""
+        if self.con is None:
+            raise RuntimeError("the engine is not started: use `async with Engine(...)` or `await engine.start()`")
+        now = now or self.clock()
+        self._now = now
+        since = ledger.last_tick(self.con, self.settings.runner) or (now - self.settings.lookback)
+        if since >= now:
+            return TickReport(since, now, (), ())
+        newly_paused: list[str] = []
+        if self.settings.auto_pause is not None and not self.dry_run:
+            newly_paused = auto_pause(self.con, [p.name for p in self.program.plans], now, self.settings.auto_pause)
+        paused = in_force(self.con, now)
+        made = decide_tick(self.con, self.due_set, since, now, paused)
+        try:
+            claimed = ledger.record_and_claim(self.con, [d for _, _, _, d in made], now, self.token)
+        except ledger.ClaimConflict as exc:
+            return TickReport(since, now, (), (), conflict=str(exc))
+        held = {d.key for d in claimed}
+        jobs = [Job(d, plan, step, row) for plan, step, row, d in made if d.key in held]
+        completions = await self._dispatch(jobs, now, paused.channels)
+        ledger.set_last_tick(self.con, self.settings.runner, now, now)
+        return TickReport(since, now, tuple(d for _, _, _, d in made), tuple(completions),
+                          paused_flows=tuple(newly_paused))
+
+    async def _dispatch(self, jobs: list[Job], now: datetime, paused_channels) -> list[ledger.Completion]:
+        if not jobs:
+            return []
+        attempts = dict(self.con.execute("SELECT key, coalesce(attempts, 0) FROM ledger WHERE key IN "
+                                         "(SELECT unnest(?))", [[j.decision.key for j in jobs]]).fetchall())
+        jobs = [attrs.evolve(j, attempts=attempts.get(j.decision.key, 0)) for j in jobs]
+        self._now = now
+        dispatcher = Dispatcher(self.channels, self._renderer, self._context, self.settings.concurrency,
+                                on_suppress=self._suppress,
+                                on_attempt=None if self.dry_run else (lambda key: ledger.mark_attempt(self.con, key)))
+        completions = await dispatcher.run(jobs, Records.fetch(self.con, jobs), now, paused_channels)
+        ledger.complete(self.con, completions, now, self.token)
+        return completions
+
+    def _suppress(self, customer_id: str, channel: str, reason: str, provider: str) -> None:
+        self.con.execute("INSERT INTO suppressions (customer_id, channel, reason, occurred_at, source) "
+                         "VALUES (?, ?, ?, ?, ?)", [customer_id, channel, reason, self._now, provider or "provider"])
+
+    async def recover(self, now: datetime | None = None) -> int:
+        """Finish the sends a runner that is gone left claimed; the number taken over."""
+        now = now or self.clock()
+        self._now = now
+        rows = ledger.orphaned(self.con, _LIVE)
+        if not rows:
+            return 0
+        held = ledger.take_over(self.con, [r["key"] for r in rows], {r["key"]: r["claimed_by"] for r in rows},
+                                self.token, now)
+        jobs, unknown = [], []
+        plans = {p.name: p for p in self.program.plans}
+        gate_rows = self._gate_rows([r for r in rows if r["key"] in held])
+        for r in rows:
+            if r["key"] not in held:
+                continue
+            plan = plans.get(r["flow"])
+            step = plan.steps[r["step"]] if plan is not None and r["step"] < len(plan.steps) else None
+            if step is None:
+                unknown.append(ledger.Completion(r["key"], "failed", r["channel"], "flow-removed",
+                                                 {"detail": "the flow or step no longer exists"}))
+                continue
+            if r["attempts"] and not self._repeat_safe(r["channel"]):
+                unknown.append(ledger.Completion(
+                    r["key"], "unknown", r["channel"], "outcome-unknown",
+                    {"detail": "the runner stopped during the request and this provider keeps no idempotency "
+                               "key, so the message is not sent again; check the provider's log"}))
+                continue
+            decision = Decision(r["flow"], r["step"], r["key"], r["occurrence"], r["order_id"], r["customer_id"],
+                                r["channel"], r["template"], "send", "sent", "recovered", r["due_at"],
+                                r["send_at"], r["purpose"])
+            jobs.append(Job(decision, plan, step, gate_rows.get(r["key"], {}), r["attempts"]))
+        ledger.complete(self.con, unknown, now, self.token)
+        await self._dispatch(jobs, now, in_force(self.con, now).channels)
+        return len(held)
+
+    def _repeat_safe(self, channel: str | None) -> bool:
+        adapter = getattr(self.channels, "adapters", {}).get(channel)
+        return bool(getattr(adapter, "repeat_safe", False))
+
+    def _gate_rows(self, rows: list[dict]) -> dict[str, dict]:
+        """The recipient columns a recovered send needs (addresses, country, suppressions)."""
+        ids = sorted({r["customer_id"] for r in rows})
+        if not ids:
+            return {}
+        cursor = self.con.execute("SELECT * FROM customers WHERE id IN (SELECT unnest(?))", [ids])
+        names = [d[0] for d in cursor.description]
+        customers = {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
+        suppressed = dict(self.con.execute(
+            "SELECT customer_id, list(DISTINCT coalesce(channel, '*')) FROM suppressions "
+            "WHERE customer_id IN (SELECT unnest(?)) GROUP BY customer_id", [ids]).fetchall())
+        return {r["key"]: {**customers.get(r["customer_id"], {}), "suppressed": suppressed.get(r["customer_id"], [])}
+                for r in rows}
+
+    async def run(self, every: timedelta, stop: asyncio.Event | None = None,
+                  on_tick: Callable[[TickReport], None] | None = None) -> None:
+        """Tick every `every` until `stop` is set; a tick's failure is reported, not fatal."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            report = await self.tick()
+            if on_tick is not None:
+                on_tick(report)
+            try:
+                await asyncio.wait_for(stop.wait(), every.total_seconds())
+            except asyncio.TimeoutError:
+                pass
+
