@@ -24,6 +24,20 @@ from .descriptions import (
 )
 
 ENTRY_POINT_GROUP = "linkstar.channels"
+#: Providers registered in this process with `register` (an embedding service's own adapters).
+_REGISTERED: dict[str, tuple[ProviderDescription, Any]] = {}
+
+
+def register(target: Any) -> ProviderDescription:
+    """Add a provider for this process: a `.toml` description, or an adapter class with `DESCRIPTION`.
+
+    It is checked at once (a bad description raises `DescriptionError` here, not at the first
+    send) and is available to every `ChannelEngine` started afterwards.
+    """
+    name = getattr(target, "__name__", str(target))
+    description, adapter = _from_entry_point(name, target)
+    _REGISTERED[description.name] = (description, adapter)
+    return description
 
 
 def all_descriptions(extra_dirs: Iterable[str | Path] = (), *, plugins: bool = True
@@ -34,6 +48,10 @@ def all_descriptions(extra_dirs: Iterable[str | Path] = (), *, plugins: bool = T
     paths = builtin_paths() + [p for d in extra_dirs for p in sorted(Path(d).glob("*.toml"))]
     for path in paths:
         _add(descriptions, load_description(path))
+    for description, adapter_class in _REGISTERED.values():
+        _add(descriptions, description)
+        if adapter_class is not None:
+            classes[description.name] = adapter_class
     if plugins:
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             description, adapter_class = _from_entry_point(entry.name, entry.load())
