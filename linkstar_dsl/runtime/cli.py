@@ -47,12 +47,18 @@ def _config(path: str | None) -> tuple[object | None, dict]:
     return channels, dict(table.get("render", {}))
 
 
-def render_settings(table: dict):
-    from .render import RenderSettings
+def render_settings(table: dict, dry_run: bool):
+    """`[render]` as settings; a dry run without one uses example values."""
+    from .render_context import RenderSettings
 
+    if not table:
+        if dry_run:
+            return RenderSettings.demo()
+        raise click.UsageError("the configuration has no [render] table: messages need sender_name, "
+                               "sender_address and shop_url (SPEC.md §7.10)")
     try:
-        return RenderSettings(**table)
-    except TypeError as exc:
+        return RenderSettings.from_env(**table)
+    except (TypeError, ValueError) as exc:
         raise click.UsageError(f"[render]: {exc}") from None
 
 
@@ -131,7 +137,7 @@ def run_command(flows, db, once, every, dry_run, config, runner, at) -> None:
     if channels is None and not dry_run:
         raise click.UsageError("no channels are configured: give --config FILE with a [channels] table "
                                "(SPEC.md §11), or use --dry-run")
-    settings = render_settings(render_table)
+    settings = render_settings(render_table, dry_run)
     engine = Engine(program, db, channels=channels, render_settings=settings, dry_run=dry_run,
                     settings=EngineSettings(runner=runner))
 

@@ -120,6 +120,7 @@ class Engine:
         await self.close()
 
     async def start(self) -> None:
+        self._settings()
         self.con = self._connect()
         self.channels = await self._open_channels()
         _LIVE.add(self.token)
@@ -176,13 +177,16 @@ class Engine:
 
     def _settings(self):
         if self._render_settings is None:
-            from .render import RenderSettings
+            from .render_context import RenderSettings
 
-            self._render_settings = RenderSettings()
+            if not self.dry_run:
+                raise ValueError("rendering needs the sender's name and address and the shop's URL: give "
+                                 "render_settings (a [render] table with sender_name, sender_address, shop_url)")
+            self._render_settings = RenderSettings.demo()
         return self._render_settings
 
     def _context(self, job: Job, records: Records, channel: str) -> dict:
-        from .render import render_context
+        from .render_context import render_context
 
         d = job.decision
         return render_context(records.customers.get(d.customer_id) or {}, records.orders.get(d.order_id),

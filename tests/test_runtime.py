@@ -1,0 +1,206 @@
+"""The runner end to end: DuckDB store → gates → rendering → local provider servers → ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pytest
+
+from linkstar_dsl.providers.base import Fault
+from linkstar_dsl.providers.servers import ProviderServers
+from linkstar_dsl.runtime import ledger
+from linkstar_dsl.runtime.engine import Engine, EngineSettings
+from linkstar_dsl.runtime.pauses import AutoPausePolicy, auto_pause, in_force, pause, resume
+from linkstar_dsl.runtime.program import compile_text
+from linkstar_dsl.runtime.render_context import RenderSettings
+from linkstar_dsl.store import open_store
+
+UTC = timezone.utc
+DELIVERED = datetime(2026, 9, 1, 0, 0, tzinfo=UTC)  # 09:00 in Tokyo
+DUE = DELIVERED + timedelta(hours=48)
+
+THANKS = """
+flow thanks
+  purpose service
+  on delivered + 48h
+  where not refunded
+  via line, email
+  send "delivered"
+  between 09:00 and 20:00 local
+"""
+
+
+SETTINGS = RenderSettings.demo()
+
+
+def line_id(n: int) -> str:
+    return "U" + f"{n:032x}"
+
+
+def make_store(path, n=3, *, line=True, country="JP", tz="Asia/Tokyo", locale="ja"):
+    con = open_store(path)
+    for i in range(n):
+        cid, oid = f"c{i}", f"o{i}"
+        con.execute("INSERT INTO customers (id, source, name, email, line_user_id, locale, timezone, country) "
+                    "VALUES (?, 'shopify', ?, ?, ?, ?, ?, ?)",
+                    [cid, f"Buyer {i}", f"{cid}@example.com", line_id(i) if line else None, locale, tz, country])
+        con.execute("INSERT INTO orders (id, customer_id, marketplace, status, country, total, total_currency, "
+                    "placed_at, delivered_at) VALUES (?, ?, 'shopify', 'delivered', ?, 3980, 'JPY', ?, ?)",
+                    [oid, cid, country, DELIVERED - timedelta(days=3), DELIVERED])
+        con.execute("INSERT INTO order_events VALUES (?, ?, 'delivered', ?, NULL)", [f"e{i}", oid, DELIVERED])
+    return con
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def ledger_rows(con):
+    cursor = con.execute("SELECT key, decision, reason, status, channel, provider_id, claimed_by FROM ledger ORDER BY key")
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r)) for r in cursor.fetchall()]
+
+
+def test_a_tick_sends_through_the_provider_and_completes_the_ledger(tmp_path):
+    con = make_store(tmp_path / "s.duckdb")
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            program = compile_text(THANKS)
+            async with Engine(program, con, channels=servers.config(), environ=servers.environ(), render_settings=SETTINGS) as engine:
+                report = await engine.tick(DUE + timedelta(minutes=5))
+                again = await engine.tick(DUE + timedelta(minutes=10))
+            return report, again, servers.line.deliveries
+
+    report, again, deliveries = run(scenario())
+    assert report.sent == 3 and len(deliveries) == 3
+    assert {d.recipient for d in deliveries} == {line_id(i) for i in range(3)}
+    text = deliveries[0].payload["messages"][0]["text"]
+    assert "o" in text and "{{" not in text  # rendered, not raw template
+    rows = ledger_rows(con)
+    assert [r["status"] for r in rows] == ["sent"] * 3
+    assert all(r["provider_id"] for r in rows)
+    assert again.decisions == ()  # the same clock again sends nothing new
+
+
+def test_replaying_a_clock_sends_nothing_new(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=4)
+    clocks = [DUE + timedelta(minutes=m) for m in (0, 1, 30, 60, 61, 600)]
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            program = compile_text(THANKS)
+            async with Engine(program, con, channels=servers.config(), environ=servers.environ(), render_settings=SETTINGS) as engine:
+                for now in clocks:
+                    await engine.tick(now)
+                first = len(servers.line.deliveries)
+            # a new runner with its own clock replays the same period from the start
+            settings = EngineSettings(runner="replay", lookback=timedelta(days=5))
+            async with Engine(program, con, channels=servers.config(), environ=servers.environ(),
+                              settings=settings, render_settings=SETTINGS) as engine:
+                for now in clocks:
+                    report = await engine.tick(now)
+                    assert report.sent == 0
+            return first, len(servers.line.deliveries)
+
+    first, total = run(scenario())
+    assert first == 4 and total == 4
+
+
+def test_a_permanent_failure_falls_back_and_a_suppression_is_recorded(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=2)
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            servers.line.inject(Fault(status=404, message="Not found", recipient=line_id(0), times=-1))
+            program = compile_text(THANKS)
+            async with Engine(program, con, channels=servers.config(), environ=servers.environ(), render_settings=SETTINGS) as engine:
+                report = await engine.tick(DUE + timedelta(minutes=5))
+            return report, servers
+
+    report, servers = run(scenario())
+    assert report.sent == 2
+    assert [d.recipient for d in servers.line.deliveries] == [line_id(1)]
+    assert [list(m.recipients) for m in servers.smtp.messages] == [["c0@example.com"]]
+    rows = {r["key"]: r for r in ledger_rows(con)}
+    assert rows["thanks:0:e0"]["channel"] == "email" and rows["thanks:0:e0"]["status"] == "sent"
+    assert con.execute("SELECT customer_id, channel, reason FROM suppressions").fetchall() == \
+        [("c0", "line", "line_unfollow")]
+
+
+def test_a_temporary_failure_is_retried_later_and_sent_once(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=1)
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            servers.line.inject(Fault(status=500, message="down", times=-1))
+            config = servers.config(line={"limits": {"retries": 0}})
+            program = compile_text(THANKS)
+            async with Engine(program, con, channels=config, environ=servers.environ(), render_settings=SETTINGS) as engine:
+                first = await engine.tick(DUE + timedelta(minutes=5))
+                row = con.execute("SELECT decision, reason, status, send_at FROM ledger").fetchone()
+                servers.line.clear()
+                second = await engine.tick(row[3] + timedelta(seconds=1))
+            return first, row, second, servers.line.deliveries
+
+    first, row, second, deliveries = run(scenario())
+    assert first.sent == 0 and row[:3] == ("defer", "retry", "decided")
+    assert row[3] >= DUE + timedelta(minutes=6)
+    assert second.sent == 1 and len(deliveries) == 1
+
+
+def test_pausing_a_flow_holds_its_messages_until_resumed(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=2)
+    pause(con, "flow", "thanks", "wrong coupon code", now=DUE - timedelta(hours=1))
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            program = compile_text(THANKS)
+            async with Engine(program, con, channels=servers.config(), environ=servers.environ(), render_settings=SETTINGS) as engine:
+                held = await engine.tick(DUE + timedelta(minutes=5))
+                resume(con, "flow", "thanks", now=DUE + timedelta(minutes=10))
+                sent = await engine.tick(DUE + timedelta(minutes=30))
+            return held, sent, servers.line.deliveries
+
+    held, sent, deliveries = run(scenario())
+    assert {(d.decision, d.reason) for d in held.decisions} == {("defer", "paused")}
+    assert "wrong coupon code" in held.decisions[0].detail
+    assert held.sent == 0 and sent.sent == 2 and len(deliveries) == 2
+
+
+def test_a_paused_channel_is_passed_over_for_the_next(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=1)
+    pause(con, "channel", "line", "LINE outage", now=DUE - timedelta(hours=1))
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            async with Engine(compile_text(THANKS), con, channels=servers.config(),
+                              environ=servers.environ(), render_settings=SETTINGS) as engine:
+                report = await engine.tick(DUE + timedelta(minutes=5))
+            return report, servers
+
+    report, servers = run(scenario())
+    assert report.sent == 1 and not servers.line.deliveries and len(servers.smtp.messages) == 1
+
+
+def test_auto_pause_stops_a_flow_whose_recipients_unsubscribe(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=0)
+    now = DUE
+    rows = [[f"k{i}", "promo", 0, f"e{i}", None, f"c{i}", "email", None, "marketing", "send", "sent",
+             now - timedelta(days=2), now - timedelta(days=2), "sent"] for i in range(300)]
+    con.executemany("INSERT INTO ledger (key, flow, step, occurrence, order_id, customer_id, channel, template, "
+                    "purpose, decision, reason, due_at, send_at, status) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute("INSERT INTO suppressions VALUES ('c0', 'email', 'unsubscribed', ?, 'sendgrid')",
+                [now - timedelta(days=1)])
+    policy = AutoPausePolicy(threshold=0.005, window=timedelta(days=7), min_sends=200)
+    assert auto_pause(con, ["promo"], now, policy) == []  # 1 of 300: 0.33%
+    con.execute("INSERT INTO suppressions SELECT 'c' || i, NULL, 'complaint', ?, 'sendgrid' FROM range(1, 3) t(i)",
+                [now - timedelta(hours=1)])
+    assert auto_pause(con, ["promo"], now, policy) == ["promo"]  # 3 of 300: 1%
+    reason = in_force(con, now).flows["promo"]
+    assert "3 of 300" in reason and "1.00%" in reason
+    assert auto_pause(con, ["promo"], now, policy) == []  # already paused: no second row
+    assert con.execute("SELECT count(*) FROM pauses").fetchone()[0] == 1
