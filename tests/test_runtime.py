@@ -204,3 +204,130 @@ def test_auto_pause_stops_a_flow_whose_recipients_unsubscribe(tmp_path):
     assert "3 of 300" in reason and "1.00%" in reason
     assert auto_pause(con, ["promo"], now, policy) == []  # already paused: no second row
     assert con.execute("SELECT count(*) FROM pauses").fetchone()[0] == 1
+
+
+def test_two_engines_on_one_database_never_send_twice(tmp_path):
+    path = tmp_path / "s.duckdb"
+    make_store(path, n=30).close()
+    con = duckdb.connect(str(path))
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            program = compile_text(THANKS)
+            engines = [Engine(program, con, channels=servers.config(), environ=servers.environ(),
+                              render_settings=SETTINGS, settings=EngineSettings(runner=f"r{i}")) for i in range(2)]
+            for engine in engines:
+                await engine.start()
+            try:
+                for minute in (5, 6, 20):
+                    await asyncio.gather(*(e.tick(DUE + timedelta(minutes=minute)) for e in engines))
+            finally:
+                for engine in engines:
+                    await engine.close()
+            return servers.line.deliveries
+
+    deliveries = run(scenario())
+    assert sorted(d.recipient for d in deliveries) == sorted(line_id(i) for i in range(30))
+    assert con.execute("SELECT count(*) FROM ledger WHERE status = 'sent'").fetchone()[0] == 30
+
+
+def test_a_send_decided_by_two_runners_is_claimed_by_one(tmp_path):
+    path = tmp_path / "s.duckdb"
+    make_store(path, n=5).close()
+    con = duckdb.connect(str(path))
+    from linkstar_dsl.runtime.decide import decide_tick
+    from linkstar_dsl.runtime.due_set import DueSet
+
+    program = compile_text(THANKS)
+    now = DUE + timedelta(minutes=5)
+    cursors = [con.cursor(), con.cursor()]
+    due = DueSet(program.plans, program.schema)
+    # both runners decide before either writes: the same five sends
+    decided = [[d for *_, d in decide_tick(c, due, now - timedelta(hours=1), now)] for c in cursors]
+    assert [len(d) for d in decided] == [5, 5]
+    first = ledger.record_and_claim(cursors[0], decided[0], now, "runner-a")
+    second = ledger.record_and_claim(cursors[1], decided[1], now, "runner-b")
+    assert len(first) == 5 and second == []
+    assert {r[0] for r in con.execute("SELECT DISTINCT claimed_by FROM ledger").fetchall()} == {"runner-a"}
+
+
+def test_claims_racing_in_open_transactions_leave_one_winner(tmp_path):
+    path = tmp_path / "s.duckdb"
+    make_store(path, n=3).close()
+    con = duckdb.connect(str(path))
+    from linkstar_dsl.runtime.decide import decide_tick
+    from linkstar_dsl.runtime.due_set import DueSet
+
+    program = compile_text(THANKS)
+    now = DUE + timedelta(minutes=5)
+    a, b = con.cursor(), con.cursor()
+    decisions = [d for *_, d in decide_tick(a, DueSet(program.plans, program.schema), now - timedelta(hours=1), now)]
+    # runner b is half way through its claim of the first send when runner a claims all three
+    b.execute("BEGIN TRANSACTION")
+    b.execute("INSERT INTO ledger (key, flow, step, occurrence, customer_id, purpose, decision, reason, due_at, status, "
+              "claimed_by) VALUES (?, 'thanks', 0, 'e0', 'c0', 'service', 'send', 'sent', ?, 'claimed', 'runner-b')",
+              [decisions[0].key, now])
+    assert len(ledger.record_and_claim(a, decisions, now, "runner-a")) == 3
+    with pytest.raises(duckdb.TransactionException):
+        b.execute("COMMIT")  # what `record_and_claim` turns into ClaimConflict for the runner that lost
+    assert con.execute("SELECT DISTINCT claimed_by FROM ledger").fetchall() == [("runner-a",)]
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from linkstar_dsl.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_run_dry_run_lists_what_it_would_send_and_writes_nothing(tmp_path):
+    db = tmp_path / "s.duckdb"
+    make_store(db, n=2).close()
+    flow = tmp_path / "thanks.flow"
+    flow.write_text(THANKS, encoding="utf-8")
+    result = _cli("run", str(flow), "--db", str(db), "--dry-run", "--at", (DUE + timedelta(minutes=5)).isoformat())
+    assert result.exit_code == 0, result.output
+    assert "2 due, 2 sent" in result.output
+    assert result.output.count("would send thanks step 1 via line to U") == 2
+    assert "ご注文" in result.output or "o0" in result.output or "delivered" in result.output.lower()
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM ledger").fetchone()[0] == 0
+
+
+def test_run_explains_what_is_missing(tmp_path):
+    db = tmp_path / "s.duckdb"
+    make_store(db, n=1).close()
+    flow = tmp_path / "thanks.flow"
+    flow.write_text(THANKS, encoding="utf-8")
+    no_channels = _cli("run", str(flow), "--db", str(db))
+    assert no_channels.exit_code == 2 and "no channels are configured" in no_channels.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[channels.providers.pigeon]\n[render]\nsender_name='S'\nsender_address='A'\n"
+                   "shop_url='https://s.example.com'\n", encoding="utf-8")
+    unknown = _cli("run", str(flow), "--db", str(db), "--config", str(bad))
+    assert unknown.exit_code == 2 and "no provider named 'pigeon'" in unknown.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[channels\n", encoding="utf-8")
+    assert "not valid TOML" in _cli("run", str(flow), "--db", str(db), "--config", str(broken)).output
+    both = _cli("run", str(flow), "--db", str(db), "--once", "--every", "1m", "--dry-run")
+    assert both.exit_code == 2 and "not both" in both.output
+    every = _cli("run", str(flow), "--db", str(db), "--every", "soon", "--dry-run")
+    assert every.exit_code == 2 and "not an interval" in every.output
+    (tmp_path / "bad.flow").write_text("on delivred via line\n", encoding="utf-8")
+    errors = _cli("run", str(tmp_path / "bad.flow"), "--db", str(db), "--dry-run")
+    assert errors.exit_code == 1 and "did you mean `delivered`" in errors.output
+
+
+def test_pause_resume_and_list_from_the_command_line(tmp_path):
+    db = tmp_path / "s.duckdb"
+    make_store(db, n=0).close()
+    assert "nothing is paused" in _cli("pauses", "--db", str(db)).output
+    paused = _cli("pause", "flow", "thanks", "--db", str(db), "--reason", "coupon typo")
+    assert paused.exit_code == 0 and "paused flow thanks: coupon typo" in paused.output
+    listed = _cli("pauses", "--db", str(db)).output
+    assert "flow thanks" in listed and "by cli" in listed and "coupon typo" in listed
+    assert _cli("resume", "flow", "thanks", "--db", str(db)).exit_code == 0
+    again = _cli("resume", "flow", "thanks", "--db", str(db))
+    assert again.exit_code == 2 and "is not paused" in again.output
+    assert _cli("pause", "channel", "sms", "--db", str(db), "--reason", "x", "--until", "2000-01-01").exit_code == 2
