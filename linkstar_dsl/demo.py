@@ -2,11 +2,14 @@
 
 1. checks the bundled example flows;
 2. generates a deterministic demo data set into a DuckDB store;
-3. replays a week of the clock over it with every gate (`simulate`): what each flow would send,
-   on which channel, and what each gate held back and why;
-4. explains one decision gate by gate (`explain`).
+3. starts the local provider servers (LINE, WhatsApp, Twilio, SendGrid, SMTP, Amazon, webhook)
+   and runs the real runner (`linkstar run`) over the last week of the data, tick by tick: every
+   gate, rendering, the channel adapters and the ledger, exactly as in production;
+4. prints per flow what was sent, deferred and held back and why, the sends per channel, and what
+   each provider server received;
+5. explains one decision gate by gate (`explain`).
 
-Nothing is sent: the channel adapters join the demo when the sending runtime lands.
+Nothing leaves the machine: the provider servers listen on loopback only.
 """
 
 from __future__ import annotations
@@ -69,23 +72,27 @@ def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: st
              + ", ".join(f"{n:,} {table.replace('_', ' ')}" for table, n in counts.items() if n and table != "ledger"))
     con.close()
 
-    # 3. simulate the last week of the data
-    from .simulate import Simulation, scratch
-    from .simulate_cli import load_plans
+    # 3. run the week through the runner and the local provider servers
+    import asyncio
 
-    plans, schema = load_plans((str(examples),))
     end = DEFAULT_START + timedelta(days=DEFAULT_DAYS)
     start = end - WEEK
     t0 = time.perf_counter()
-    simulation = Simulation(scratch(db), plans, schema)
-    decisions = simulation.run(start, end, timedelta(hours=step_hours))
-    _say(f"3. Simulated {start:%Y-%m-%d} to {end:%Y-%m-%d} (clock step {step_hours}h, every gate) in "
-         f"{time.perf_counter() - t0:.1f} s: {len(decisions):,} decisions\n")
+    decisions, completions, received = asyncio.run(_run_week(examples, db, start, end, timedelta(hours=step_hours)))
+    sent = [c for c in completions if c.status == "sent"]
+    _say(f"3. Ran {start:%Y-%m-%d} to {end:%Y-%m-%d} through the runner (clock step {step_hours}h, every gate, "
+         f"templates rendered, sent over HTTP and SMTP to local provider servers) in "
+         f"{time.perf_counter() - t0:.1f} s: {len(decisions):,} decisions, {len(sent):,} messages sent\n")
     _say(_per_flow(decisions))
-    sends = Counter(d.channel for d in decisions if d.decision == "send")
+    sends = Counter(c.channel for c in sent)
     _say("   sends by channel: " + ", ".join(f"{c} {n:,}" for c, n in sends.most_common()))
     held = Counter(f"{d.decision} ({d.reason})" for d in decisions if d.decision != "send")
     _say("   held back by gate: " + ", ".join(f"{r} {n:,}" for r, n in held.most_common()))
+    failed = Counter(c.reason for c in completions if c.status not in ("sent",))
+    if failed:
+        _say("   after sending: " + ", ".join(f"{r} {n:,}" for r, n in failed.most_common()))
+    _say("\n   What each local provider server received (recipients masked):")
+    _say("   " + received.rstrip().replace("\n", "\n   "))
 
     # 4. explain one decision
     from .explain import explain, render as render_trace
@@ -94,7 +101,11 @@ def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: st
     if example is not None:
         at = example.due_at if example.due_at > start else start
         subject = example.order_id or example.customer_id
-        traces = explain(simulation.con, plans, schema, subject, at, example.flow)
+        from .simulate import scratch
+        from .simulate_cli import load_plans
+
+        plans, schema = load_plans((str(examples),))
+        traces = explain(scratch(db), plans, schema, subject, at, example.flow)
         _say(f"\n4. Why {'order ' + example.order_id if example.order_id else 'customer ' + example.customer_id} "
              f"did not get {example.flow} (linkstar explain):\n")
         _say("   " + render_trace(traces[:1], f"order {subject}", at).replace("\n", "\n   ").rstrip())
@@ -106,6 +117,30 @@ def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: st
         _say("Keep the data with `linkstar demo --db demo.duckdb`, then try `linkstar simulate` and "
              "`linkstar explain` on it.")
     return 0
+
+
+async def _run_week(examples, db: str, start, end, step):
+    """Tick the runner from `start` to `end` against the local provider servers."""
+    from .providers.servers import ProviderServers
+    from .runtime.engine import Engine, EngineSettings
+    from .runtime.program import compile_paths
+    from .runtime.render_context import RenderSettings
+
+    program = compile_paths([examples])
+    decisions, completions = [], []
+    async with ProviderServers() as servers:
+        settings = EngineSettings(runner="demo", lookback=step, auto_pause=None)
+        # The local servers are not rate-limited like real accounts (Amazon allows 1 request/s, SMTP relays ~20).
+        fast = {name: {"limits": {"per_second": 500, "burst": 50}} for name in ("amazon", "twilio", "whatsapp", "smtp", "sendgrid")}
+        async with Engine(program, db, channels=servers.config(**fast), environ=servers.environ(),
+                          render_settings=RenderSettings.demo(), settings=settings) as engine:
+            now = start + step
+            while now <= end:
+                report = await engine.tick(now)
+                decisions += report.decisions
+                completions += report.completions
+                now += step
+        return decisions, completions, servers.report()
 
 
 def _loaded(path):

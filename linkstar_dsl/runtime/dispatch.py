@@ -47,6 +47,7 @@ class Records:
     customers: Mapping[str, dict]
     orders: Mapping[str, dict]
     carts: Mapping[str, dict]  # by trigger occurrence
+    reviews: Mapping[str, dict] = attrs.field(factory=dict)  # by order id
 
     @classmethod
     def fetch(cls, con, jobs: Sequence[Job]) -> Records:
@@ -56,7 +57,8 @@ class Records:
         return cls(_by_id(con, "SELECT * FROM customers WHERE id IN (SELECT unnest(?))", customers),
                    _by_id(con, "SELECT * FROM orders WHERE id IN (SELECT unnest(?))", orders),
                    _by_id(con, "SELECT e.id AS occurrence_id, ct.* FROM customer_events e JOIN carts ct "
-                          "ON ct.id = e.cart_id WHERE e.id IN (SELECT unnest(?))", occurrences, key="occurrence_id"))
+                          "ON ct.id = e.cart_id WHERE e.id IN (SELECT unnest(?))", occurrences, key="occurrence_id"),
+                   _by_id(con, "SELECT * FROM reviews WHERE order_id IN (SELECT unnest(?))", orders, key="order_id"))
 
 
 def _by_id(con, sql: str, ids, key: str = "id") -> dict[str, dict]:
@@ -65,7 +67,7 @@ def _by_id(con, sql: str, ids, key: str = "id") -> dict[str, dict]:
     cursor = con.execute(sql, [sorted(ids)])
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, values)) for values in cursor.fetchall()]
-    return {row.pop(key) if key != "id" else row[key]: row for row in rows}
+    return {(row.pop(key) if key == "occurrence_id" else row[key]): row for row in rows}
 
 
 def address(channel: str, decision: Decision, row: Mapping, customer: Mapping | None) -> str | None:
@@ -105,19 +107,23 @@ class Dispatcher:
     context_for: Callable[[Job, Records, str], dict]
     concurrency: int = 64
     on_suppress: Callable[[str, str, str, str], None] | None = None
-    #: Called with a job's key before its first request to a provider without idempotency keys.
-    on_attempt: Callable[[str], None] | None = None
+    #: Called with the keys of a batch about to go to providers without idempotency keys.
+    on_attempt: Callable[[list[str]], None] | None = None
     max_attempts: int = len(RETRY_BACKOFF) + 1
 
     async def run(self, jobs: Sequence[Job], records: Records, now: datetime,
                   paused_channels: Mapping[str, str]) -> list[Completion]:
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(job: Job) -> Completion:
-            async with gate:
-                return await self.send(job, records, now, paused_channels)
-
-        return list(await asyncio.gather(*(one(job) for job in jobs)))
+        # Batches of `concurrency`: the attempts of a batch are noted in one write before it goes,
+        # so a crash leaves at most one batch whose outcome is unknown.
+        done: list[Completion] = []
+        for start in range(0, len(jobs), self.concurrency):
+            batch = jobs[start:start + self.concurrency]
+            risky = {j.decision.key for j in batch if not all(self._repeat_safe(c) for c in j.step.channels)}
+            if risky and self.on_attempt is not None:
+                self.on_attempt(sorted(risky))
+            results = await asyncio.gather(*(self.send(j, records, now, paused_channels) for j in batch))
+            done += [attrs.evolve(c, counted=c.key in risky) if self.on_attempt is not None else c for c in results]
+        return done
 
     def _repeat_safe(self, channel: str) -> bool:
         adapter = getattr(self.channels, "adapters", {}).get(channel)
@@ -147,8 +153,6 @@ class Dispatcher:
                                                          unsubscribe_url=context.get("unsubscribe_url")))
         if not messages:
             return Completion(d.key, "failed", d.channel, "send-failed", {"tried": tried})
-        if self.on_attempt is not None and not all(self._repeat_safe(m.channel) for m in messages):
-            self.on_attempt(d.key)
         last: SendResult | None = None
         for message in messages:
             result = await self.channels.send(message)

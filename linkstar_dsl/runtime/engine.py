@@ -189,8 +189,10 @@ class Engine:
         from .render_context import render_context
 
         d = job.decision
+        params = next((m.params for m in job.step.messages if m.template == d.template), ())
         return render_context(records.customers.get(d.customer_id) or {}, records.orders.get(d.order_id),
-                              records.carts.get(d.occurrence), self._settings(), d.key, channel, self._now)
+                              records.carts.get(d.occurrence), self._settings(), d.key, channel, self._now,
+                              params=params, review=records.reviews.get(d.order_id))
 
     # -- ticks ------------------------------------------------------------------------------------
 
@@ -228,7 +230,7 @@ class Engine:
         self._now = now
         dispatcher = Dispatcher(self.channels, self._renderer, self._context, self.settings.concurrency,
                                 on_suppress=self._suppress,
-                                on_attempt=None if self.dry_run else (lambda key: ledger.mark_attempt(self.con, key)))
+                                on_attempt=None if self.dry_run else (lambda keys: ledger.mark_attempts(self.con, keys)))
         completions = await dispatcher.run(jobs, Records.fetch(self.con, jobs), now, paused_channels)
         ledger.complete(self.con, completions, now, self.token)
         return completions

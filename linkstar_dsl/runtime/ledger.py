@@ -24,11 +24,29 @@ from ..gates import Decision
 
 _COLUMNS = ("key", "flow", "step", "occurrence", "order_id", "customer_id", "channel", "template", "purpose",
             "decision", "reason", "due_at", "send_at", "status", "claimed_at", "claimed_by", "detail")
-_UPSERT = (f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-           "ON CONFLICT (key) DO UPDATE SET decision = excluded.decision, reason = excluded.reason, "
+#: Rows per statement: one multi-row statement is several times faster than a statement per row.
+CHUNK = 500
+_UPSERT_HEAD = f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES "
+_UPSERT_TAIL = (" ON CONFLICT (key) DO UPDATE SET decision = excluded.decision, reason = excluded.reason, "
            "channel = excluded.channel, template = excluded.template, due_at = excluded.due_at, "
            "send_at = excluded.send_at, status = excluded.status, claimed_at = excluded.claimed_at, "
-           "claimed_by = excluded.claimed_by, detail = excluded.detail")
+           "claimed_by = excluded.claimed_by, detail = excluded.detail "
+           "WHERE ledger.decision = 'defer' AND ledger.status = 'decided'")
+_COMPLETE_COLUMNS = ("decision", "reason", "status", "channel", "send_at", "completed_at", "detail", "provider_id",
+                     "new_claim", "bump", "key", "token")
+_COMPLETE_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMPTZ", "TIMESTAMPTZ", "VARCHAR", "VARCHAR",
+                   "VARCHAR", "BIGINT", "VARCHAR", "VARCHAR")
+
+
+def _values(rows: Sequence[Sequence], width: int) -> tuple[str, list]:
+    """`(?, …), (?, …)` for the rows, and their parameters in order."""
+    one = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([one] * len(rows)), [value for row in rows for value in row]
+
+
+def _chunks(rows: Sequence, size: int = CHUNK):
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
 
 
 class ClaimConflict(Exception):
@@ -46,6 +64,8 @@ class Completion:
     detail: dict
     provider_id: str | None = None
     retry_at: datetime | None = None
+    #: The attempt was already counted before the request left (`mark_attempts`).
+    counted: bool = False
 
 
 def _row(d: Decision, status: str, now: datetime | None, token: str | None) -> list:
@@ -68,7 +88,9 @@ def record_and_claim(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decisio
             for d in decisions]
     try:
         con.execute("BEGIN TRANSACTION")
-        con.executemany(_UPSERT + " WHERE ledger.decision = 'defer' AND ledger.status = 'decided'", rows)
+        for chunk in _chunks(rows):
+            values, params = _values(chunk, len(_COLUMNS))
+            con.execute(_UPSERT_HEAD + values + _UPSERT_TAIL, params)
         sends = [d.key for d in decisions if d.decision == "send"]
         mine = set()
         if sends:
@@ -85,9 +107,11 @@ def record_and_claim(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decisio
     return [d for d in decisions if d.decision == "send" and d.key in mine]
 
 
-def mark_attempt(con: duckdb.DuckDBPyConnection, key: str) -> None:
-    """Note, before the request leaves, that a send is being tried (for providers without idempotency)."""
-    con.execute("UPDATE ledger SET attempts = coalesce(attempts, 0) + 1 WHERE key = ?", [key])
+def mark_attempts(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
+    """Note, before the requests leave, that these sends are being tried (providers without idempotency)."""
+    if keys:
+        con.execute("UPDATE ledger SET attempts = coalesce(attempts, 0) + 1 WHERE key IN (SELECT unnest(?))",
+                    [list(keys)])
 
 
 def complete(con: duckdb.DuckDBPyConnection, completions: Iterable[Completion], now: datetime, token: str) -> int:
@@ -103,15 +127,21 @@ def complete(con: duckdb.DuckDBPyConnection, completions: Iterable[Completion], 
             row = ["send", c.reason, "unknown", c.channel, now, now, detail, c.provider_id, token]
         else:
             row = ["skip", c.reason, "failed", c.channel, now, now, detail, c.provider_id, token]
-        rows.append(row + [c.key, token])
+        rows.append(row + [0 if c.counted else 1, c.key, token])
     if not rows:
         return 0
     try:
         con.execute("BEGIN TRANSACTION")
-        con.executemany(
-            "UPDATE ledger SET decision = ?, reason = ?, status = ?, channel = coalesce(?, channel), send_at = ?, "
-            "completed_at = ?, detail = ?, provider_id = ?, claimed_by = ?, attempts = coalesce(attempts, 0) + 1 "
-            "WHERE key = ? AND claimed_by = ?", rows)
+        casts = ", ".join(f"CAST(v.{name} AS {kind}) AS {name}" for name, kind in zip(_COMPLETE_COLUMNS, _COMPLETE_TYPES))
+        for chunk in _chunks(rows):
+            values, params = _values(chunk, len(_COMPLETE_COLUMNS))
+            con.execute(
+                f"UPDATE ledger SET decision = u.decision, reason = u.reason, status = u.status, "
+                f"channel = coalesce(u.channel, ledger.channel), send_at = u.send_at, completed_at = u.completed_at, "
+                f"detail = u.detail, provider_id = u.provider_id, claimed_by = u.new_claim, "
+                f"attempts = coalesce(ledger.attempts, 0) + u.bump "
+                f"FROM (SELECT {casts} FROM (VALUES {values}) AS v({', '.join(_COMPLETE_COLUMNS)})) AS u "
+                f"WHERE ledger.key = u.key AND ledger.claimed_by = u.token", params)
         con.execute("COMMIT")
     except BaseException:
         _rollback(con)
