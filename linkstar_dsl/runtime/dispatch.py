@@ -22,6 +22,7 @@ from ..compiler.plan import FlowPlan, StepPlan
 from ..gates import ADDRESS, Decision, channel_problem, recipient_country
 from ..policies import MARKET_COUNTRIES
 from .ledger import Completion
+from .sqlvalues import ID_LIST, id_list
 
 #: Waits before the retries of a send that met a temporary failure on every channel tried.
 RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2))
@@ -54,17 +55,17 @@ class Records:
         customers = {j.decision.customer_id for j in jobs}
         orders = {j.decision.order_id for j in jobs if j.decision.order_id}
         occurrences = [j.decision.occurrence for j in jobs if j.plan.subject == "customer"]
-        return cls(_by_id(con, "SELECT * FROM customers WHERE id IN (SELECT unnest(?))", customers),
-                   _by_id(con, "SELECT * FROM orders WHERE id IN (SELECT unnest(?))", orders),
+        return cls(_by_id(con, f"SELECT * FROM customers WHERE id IN {ID_LIST}", customers),
+                   _by_id(con, f"SELECT * FROM orders WHERE id IN {ID_LIST}", orders),
                    _by_id(con, "SELECT e.id AS occurrence_id, ct.* FROM customer_events e JOIN carts ct "
-                          "ON ct.id = e.cart_id WHERE e.id IN (SELECT unnest(?))", occurrences, key="occurrence_id"),
-                   _by_id(con, "SELECT * FROM reviews WHERE order_id IN (SELECT unnest(?))", orders, key="order_id"))
+                          f"ON ct.id = e.cart_id WHERE e.id IN {ID_LIST}", occurrences, key="occurrence_id"),
+                   _by_id(con, f"SELECT * FROM reviews WHERE order_id IN {ID_LIST}", orders, key="order_id"))
 
 
 def _by_id(con, sql: str, ids, key: str = "id") -> dict[str, dict]:
     if not ids:
         return {}
-    cursor = con.execute(sql, [sorted(ids)])
+    cursor = con.execute(sql, [id_list(sorted(ids))])
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, values)) for values in cursor.fetchall()]
     return {(row.pop(key) if key == "occurrence_id" else row[key]): row for row in rows}

@@ -32,6 +32,7 @@ from .dispatch import Dispatcher, Job, Records
 from .due_set import DueSet
 from .pauses import AutoPausePolicy, auto_pause, in_force
 from .program import Program
+from .sqlvalues import ID_LIST, id_list
 
 #: Engines alive in this process, by ledger token: their claims are not orphans.
 _LIVE: set[str] = set()
@@ -224,8 +225,8 @@ class Engine:
     async def _dispatch(self, jobs: list[Job], now: datetime, paused_channels) -> list[ledger.Completion]:
         if not jobs:
             return []
-        attempts = dict(self.con.execute("SELECT key, coalesce(attempts, 0) FROM ledger WHERE key IN "
-                                         "(SELECT unnest(?))", [[j.decision.key for j in jobs]]).fetchall())
+        attempts = dict(self.con.execute(f"SELECT key, coalesce(attempts, 0) FROM ledger WHERE key IN {ID_LIST}",
+                                         [id_list(j.decision.key for j in jobs)]).fetchall())
         jobs = [attrs.evolve(j, attempts=attempts.get(j.decision.key, 0)) for j in jobs]
         self._now = now
         dispatcher = Dispatcher(self.channels, self._renderer, self._context, self.settings.concurrency,

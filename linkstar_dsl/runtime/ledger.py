@@ -21,32 +21,45 @@ import attrs
 import duckdb
 
 from ..gates import Decision
+from .sqlvalues import ID_LIST, id_list
 
-_COLUMNS = ("key", "flow", "step", "occurrence", "order_id", "customer_id", "channel", "template", "purpose",
-            "decision", "reason", "due_at", "send_at", "status", "claimed_at", "claimed_by", "detail")
-#: Rows per statement: one multi-row statement is several times faster than a statement per row.
-CHUNK = 500
-_UPSERT_HEAD = f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES "
+_COLUMNS = (("key", "VARCHAR"), ("flow", "VARCHAR"), ("step", "BIGINT"), ("occurrence", "VARCHAR"),
+            ("order_id", "VARCHAR"), ("customer_id", "VARCHAR"), ("channel", "VARCHAR"), ("template", "VARCHAR"),
+            ("purpose", "VARCHAR"), ("decision", "VARCHAR"), ("reason", "VARCHAR"), ("due_at", "TIMESTAMPTZ"),
+            ("send_at", "TIMESTAMPTZ"), ("status", "VARCHAR"), ("claimed_at", "TIMESTAMPTZ"),
+            ("claimed_by", "VARCHAR"), ("detail", "VARCHAR"))
 _UPSERT_TAIL = (" ON CONFLICT (key) DO UPDATE SET decision = excluded.decision, reason = excluded.reason, "
-           "channel = excluded.channel, template = excluded.template, due_at = excluded.due_at, "
-           "send_at = excluded.send_at, status = excluded.status, claimed_at = excluded.claimed_at, "
-           "claimed_by = excluded.claimed_by, detail = excluded.detail "
-           "WHERE ledger.decision = 'defer' AND ledger.status = 'decided'")
-_COMPLETE_COLUMNS = ("decision", "reason", "status", "channel", "send_at", "completed_at", "detail", "provider_id",
-                     "new_claim", "bump", "key", "token")
-_COMPLETE_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMPTZ", "TIMESTAMPTZ", "VARCHAR", "VARCHAR",
-                   "VARCHAR", "BIGINT", "VARCHAR", "VARCHAR")
+                "channel = excluded.channel, template = excluded.template, due_at = excluded.due_at, "
+                "send_at = excluded.send_at, status = excluded.status, claimed_at = excluded.claimed_at, "
+                "claimed_by = excluded.claimed_by, detail = excluded.detail "
+                "WHERE ledger.decision = 'defer' AND ledger.status = 'decided'")
+_COMPLETE_COLUMNS = (("decision", "VARCHAR"), ("reason", "VARCHAR"), ("status", "VARCHAR"), ("channel", "VARCHAR"),
+                     ("send_at", "TIMESTAMPTZ"), ("completed_at", "TIMESTAMPTZ"), ("detail", "VARCHAR"),
+                     ("provider_id", "VARCHAR"), ("new_claim", "VARCHAR"), ("bump", "BIGINT"), ("key", "VARCHAR"),
+                     ("token", "VARCHAR"))
 
 
-def _values(rows: Sequence[Sequence], width: int) -> tuple[str, list]:
-    """`(?, …), (?, …)` for the rows, and their parameters in order."""
-    one = "(" + ", ".join("?" * width) + ")"
-    return ", ".join([one] * len(rows)), [value for row in rows for value in row]
+def _rows_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence]) -> tuple[str, list]:
+    """A subquery yielding `rows` as typed columns, with its one parameter: the rows as JSON.
+
+    One JSON parameter instead of one parameter per value: DuckDB's per-parameter conversion
+    costs more than the write itself when a tick writes thousands of rows.  Column names and
+    types are the constants above; only values travel in the parameter.
+    """
+    structure = json.dumps([{name: kind for name, kind in columns}])
+    document = json.dumps([{name: _plain(value) for (name, _), value in zip(columns, row)} for row in rows],
+                          ensure_ascii=False)
+    names = ", ".join(name for name, _ in columns)
+    return (f"(SELECT {names} FROM (SELECT unnest(from_json(?, {_quoted(structure)}), recursive := true)))",
+            [document])
 
 
-def _chunks(rows: Sequence, size: int = CHUNK):
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+def _plain(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class ClaimConflict(Exception):
@@ -88,15 +101,15 @@ def record_and_claim(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decisio
             for d in decisions]
     try:
         con.execute("BEGIN TRANSACTION")
-        for chunk in _chunks(rows):
-            values, params = _values(chunk, len(_COLUMNS))
-            con.execute(_UPSERT_HEAD + values + _UPSERT_TAIL, params)
+        table, params = _rows_table(_COLUMNS, rows)
+        con.execute(f"INSERT INTO ledger ({', '.join(n for n, _ in _COLUMNS)}) SELECT * FROM {table}"
+                    + _UPSERT_TAIL, params)
         sends = [d.key for d in decisions if d.decision == "send"]
         mine = set()
         if sends:
             mine = {k for (k,) in con.execute(
-                "SELECT key FROM ledger WHERE key IN (SELECT unnest(?)) AND status = 'claimed' AND claimed_by = ?",
-                [sends, token]).fetchall()}
+                f"SELECT key FROM ledger WHERE key IN {ID_LIST} AND status = 'claimed' AND claimed_by = ?",
+                [id_list(sends), token]).fetchall()}
         con.execute("COMMIT")
     except duckdb.TransactionException as exc:
         _rollback(con)
@@ -110,8 +123,7 @@ def record_and_claim(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decisio
 def mark_attempts(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
     """Note, before the requests leave, that these sends are being tried (providers without idempotency)."""
     if keys:
-        con.execute("UPDATE ledger SET attempts = coalesce(attempts, 0) + 1 WHERE key IN (SELECT unnest(?))",
-                    [list(keys)])
+        con.execute(f"UPDATE ledger SET attempts = coalesce(attempts, 0) + 1 WHERE key IN {ID_LIST}", [id_list(keys)])
 
 
 def complete(con: duckdb.DuckDBPyConnection, completions: Iterable[Completion], now: datetime, token: str) -> int:
@@ -132,16 +144,13 @@ def complete(con: duckdb.DuckDBPyConnection, completions: Iterable[Completion], 
         return 0
     try:
         con.execute("BEGIN TRANSACTION")
-        casts = ", ".join(f"CAST(v.{name} AS {kind}) AS {name}" for name, kind in zip(_COMPLETE_COLUMNS, _COMPLETE_TYPES))
-        for chunk in _chunks(rows):
-            values, params = _values(chunk, len(_COMPLETE_COLUMNS))
-            con.execute(
-                f"UPDATE ledger SET decision = u.decision, reason = u.reason, status = u.status, "
-                f"channel = coalesce(u.channel, ledger.channel), send_at = u.send_at, completed_at = u.completed_at, "
-                f"detail = u.detail, provider_id = u.provider_id, claimed_by = u.new_claim, "
-                f"attempts = coalesce(ledger.attempts, 0) + u.bump "
-                f"FROM (SELECT {casts} FROM (VALUES {values}) AS v({', '.join(_COMPLETE_COLUMNS)})) AS u "
-                f"WHERE ledger.key = u.key AND ledger.claimed_by = u.token", params)
+        table, params = _rows_table(_COMPLETE_COLUMNS, rows)
+        con.execute(
+            "UPDATE ledger SET decision = u.decision, reason = u.reason, status = u.status, "
+            "channel = coalesce(u.channel, ledger.channel), send_at = u.send_at, completed_at = u.completed_at, "
+            "detail = u.detail, provider_id = u.provider_id, claimed_by = u.new_claim, "
+            f"attempts = coalesce(ledger.attempts, 0) + u.bump FROM {table} AS u "
+            "WHERE ledger.key = u.key AND ledger.claimed_by = u.token", params)
         con.execute("COMMIT")
     except BaseException:
         _rollback(con)
