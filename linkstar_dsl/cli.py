@@ -333,18 +333,26 @@ def demo(orders: int, seed: int, db: str | None, color: str) -> None:
 def _register_commands() -> None:
     """Commands defined in their own modules (each imports only click at start-up)."""
     from .demo_data import generate_command
+    from .flowtest.cli import test_command
     from .importers.cli import import_command
+    from .lsp.command import lsp_command
+    from .repl.cli import repl_command
+    from .report.cli import report_command
     from .runtime.cli import pause_command, pauses_command, resume_command, run_command
     from .simulate_cli import explain_command, simulate_command
 
     main.add_command(generate_command)
+    main.add_command(test_command)
     main.add_command(import_command)
+    main.add_command(lsp_command)
+    main.add_command(repl_command)
     main.add_command(simulate_command)
     main.add_command(explain_command)
     main.add_command(run_command)
     main.add_command(pause_command)
     main.add_command(resume_command)
     main.add_command(pauses_command)
+    main.add_command(report_command)
 
 
 _register_commands()

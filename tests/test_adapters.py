@@ -161,7 +161,7 @@ ERROR_CASES = [
     # (name, message, server options, fault, outcome, class, code, suppress reason)
     ("line bad to", line(to="nobody"), {}, None, Outcome.PERMANENT, "PERM", "400", None),
     ("line blocked (404)", line(), {}, Fault(kind="error", status=404, message="Not found"), Outcome.SUPPRESS,
-     "SUPPRESS", "404", "line_blocked"),
+     "SUPPRESS", "404", "line_unfollow"),
     ("line monthly quota", line(), {"line": {"monthly_quota": 0}}, None, Outcome.RETRYABLE, "DEFER", "429", None),
     ("whatsapp opted out of marketing", whatsapp_template(name="winback"),
      {"whatsapp": {"templates": {"winback": "marketing"}, "marketing_opt_outs": {"819012345678"}}}, None,
@@ -416,7 +416,7 @@ def test_fallback_moves_on_after_a_permanent_failure_or_a_suppression():
                 line(), sms(to="+15550000000"), email(to="bob@example.com")])
             assert outcome.sent and outcome.channel == "email"
             assert [channel for channel, _ in outcome.tried] == ["line", "sms", "email"]
-            assert outcome.suppressions == (("line", "line_blocked"), ("sms", "sms_stop"))
+            assert outcome.suppressions == (("line", "line_unfollow"), ("sms", "sms_stop"))
             assert len(servers.smtp.messages) == 1
     run(scenario())
 

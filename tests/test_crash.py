@@ -50,17 +50,23 @@ def _config(path, servers) -> None:
         encoding="utf-8")
 
 
-async def _runner(tmp_path, servers, *, kill_after: float | None) -> int:
+async def _runner(tmp_path, servers, *, kill_after_requests: int | None) -> int:
     env = {**os.environ, **servers.environ(), "NO_COLOR": "1"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "linkstar_dsl", "run", str(tmp_path / "thanks.flow"), "--db",
         str(tmp_path / "s.duckdb"), "--config", str(tmp_path / "linkstar.toml"), "--once",
         "--at", (DUE + timedelta(minutes=5)).isoformat(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-    if kill_after is not None:
-        try:
-            await asyncio.wait_for(process.wait(), kill_after)
-        except asyncio.TimeoutError:
+    if kill_after_requests is not None:
+        # Kill once the runner has made this many requests (however long it took to start), so
+        # the kill lands mid-dispatch on a slow machine as on a fast one.
+        seen = len(servers.line.received)
+        while process.returncode is None and len(servers.line.received) - seen < kill_after_requests:
+            try:
+                await asyncio.wait_for(process.wait(), 0.005)
+            except asyncio.TimeoutError:
+                pass
+        if process.returncode is None:
             process.send_signal(signal.SIGKILL)
     out, err = await process.communicate()
     assert process.returncode in (0, -signal.SIGKILL), err.decode()
@@ -77,10 +83,10 @@ def test_sigkill_mid_dispatch_loses_nothing_and_sends_nothing_twice(tmp_path):
             _config(tmp_path / "linkstar.toml", servers)
             killed, progress = 0, []
             for _ in range(KILLS):
-                code = await _runner(tmp_path, servers, kill_after=rng.uniform(0.8, 3.0))
+                code = await _runner(tmp_path, servers, kill_after_requests=rng.randint(1, 40))
                 killed += code == -signal.SIGKILL
                 progress.append(len(servers.line.deliveries))
-            await _runner(tmp_path, servers, kill_after=None)
+            await _runner(tmp_path, servers, kill_after_requests=None)
             return killed, progress, list(servers.line.deliveries), len(servers.line.received)
 
     killed, progress, deliveries, requests = asyncio.run(scenario())

@@ -3,7 +3,7 @@
 Every adapter has one method, `async send(message: OutgoingMessage) -> SendResult`.  The result
 is one of four outcomes the runtime acts on: **sent** (with the provider's message id),
 **retryable** (with the seconds to wait), **permanent** (move on to the next channel), or
-**suppress** (with the reason: `unsubscribed`, `hard_bounce`, `complaint`, `line_blocked`,
+**suppress** (with the reason: `unsubscribed`, `hard_bounce`, `complaint`, `line_unfollow`,
 `sms_stop`, `whatsapp_marketing_opt_out`, `undeliverable`).  The provider's status, code and
 text are kept, and so is the finer class of the channel reference (`OK`, `DONE`, `RETRY`,
 `RETRY?`, `DEFER`, `REROUTE`, `PERM`, `SUPPRESS`, `HALT`).

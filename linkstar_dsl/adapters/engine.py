@@ -115,6 +115,10 @@ class ChannelEngine:
         return self._limiters[key]
 
     async def close(self) -> None:
+        for provider in self.providers.values():
+            closing = getattr(provider.adapter, "close", None)  # adapters holding connections (SMTP)
+            if closing is not None:
+                await closing()
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None

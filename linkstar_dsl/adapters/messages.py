@@ -101,15 +101,17 @@ CLASS_OUTCOMES = {
     "SUPPRESS": Outcome.SUPPRESS,
 }
 
-#: Why a recipient must not be contacted again on a channel.
+#: Why a recipient must not be contacted again on a channel: the one vocabulary of the
+#: `suppressions.reason` column, whoever writes the row (adapters, delivery feedback, imports).
 SUPPRESS_REASONS = {
     "unsubscribed": "the recipient unsubscribed",
     "hard_bounce": "the address does not exist",
     "complaint": "the recipient reported the message as spam",
-    "line_blocked": "the user blocked the LINE account or is not a friend",
+    "line_unfollow": "the user blocked (unfollowed) the LINE account or is not a friend",
     "sms_stop": "the recipient replied STOP",
     "whatsapp_marketing_opt_out": "the user stopped WhatsApp marketing (utility messages still allowed)",
     "undeliverable": "the address cannot receive this channel (landline, not on WhatsApp)",
+    "erasure": "the customer's personal data was erased on request",
 }
 
 

@@ -3,6 +3,9 @@
 The Message-ID is derived from the ledger key, marketing mail carries the RFC 8058 one-click
 unsubscribe headers, and the relay's reply code and enhanced status code (`550 5.1.1`) are
 classified by the description's table: 5xx permanent (a bounced mailbox suppresses), 4xx transient.
+Connections are reused through a pool (`smtppool`): at most `connections` open to the relay at
+once (option; default the provider's concurrency limit), each carrying up to
+`messages_per_connection` messages (default 100).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .http import AdapterContext
 from .idempotency import email_message_id
 from .mailheaders import needs_unsubscribe, unsubscribe_headers
 from .messages import Email, OutgoingMessage, SendResult
+from .smtppool import SmtpPool
 
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
@@ -39,6 +43,20 @@ class SmtpAdapter:
         self._starttls = options.get("starttls")
         self._mailto = options.get("unsubscribe_mailto")
         self._timeout = context.timeout
+        limits = dict(options.get("limits", {}))
+        size = int(options.get("connections", limits.get("concurrency", context.description.limits.concurrency)))
+        self.pool = SmtpPool(self._connect, size, max_messages=int(options.get("messages_per_connection", 100)))
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        secrets = self.context.secrets
+        client = aiosmtplib.SMTP(hostname=self._host, port=self._port, username=secrets.get("username"),
+                                 password=secrets.get("password"), use_tls=self._tls, start_tls=self._starttls,
+                                 timeout=self._timeout)
+        await client.connect()
+        return client
+
+    async def close(self) -> None:
+        await self.pool.close()
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         if not isinstance(message.content, Email):
@@ -65,12 +83,9 @@ class SmtpAdapter:
         return mail
 
     async def _deliver(self, mail: EmailMessage, recipient: str, message_id: str) -> Facts:
-        secrets = self.context.secrets
         try:
-            responses, _ = await aiosmtplib.send(
-                mail, sender=self._sender, recipients=[recipient], hostname=self._host, port=self._port,
-                username=secrets.get("username"), password=secrets.get("password"), use_tls=self._tls,
-                start_tls=self._starttls, timeout=self._timeout)
+            async with self.pool.connection() as client:
+                responses, _ = await client.send_message(mail, sender=self._sender, recipients=[recipient])
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return _reply_facts(refused.code, refused.message)

@@ -15,6 +15,10 @@ like.  Each request then goes through the same steps:
 5. accepted: recorded in `deliveries` once (a repeat of an idempotency key is answered as the
    provider answers it and not counted again).
 
+Providers that report back (Twilio's status callbacks, SendGrid's Event Webhook) post their
+reports in the background after answering, signed as the real provider signs them; `settle()`
+waits until every report started so far has been posted.
+
 Faults are injected from Python (`server.inject(Fault(...))`) or over HTTP through the control
 API: `POST /__control/faults` (a Fault as JSON), `GET /__control/received`,
 `GET /__control/deliveries`, `POST /__control/reset`.
@@ -23,6 +27,7 @@ API: `POST /__control/faults` (a Fault as JSON), `GET /__control/received`,
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import math
 import socket
@@ -30,8 +35,11 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import attrs
+import yarl
 from aiohttp import web
 
 FAULT_KINDS = ("status", "error", "throttle", "hang", "reset")
@@ -131,6 +139,8 @@ class ProviderServer:
         self._rate = RateWindow(*rate_limit) if rate_limit else None
         self._runner: web.AppRunner | None = None
         self._counter = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._client = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -156,6 +166,12 @@ class ProviderServer:
         return self
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -220,6 +236,31 @@ class ProviderServer:
     def describe(self, payload: Any) -> str:
         """One line saying what a delivered request carried (for `report`)."""
         return ""
+
+    # -- calls back to the sender (status callbacks, event webhooks) --------------------------
+
+    def spawn(self, coroutine) -> None:
+        """Run a callback in the background, after the answer to the request that caused it."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait until every callback started so far has been posted (for tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def post_back(self, url: str, body: bytes, headers: Mapping[str, str]) -> int | str:
+        """POST a callback; the answer's status, or the name of the error."""
+        if self._client is None:
+            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        try:
+            # the URL exactly as given (not re-quoted): Twilio's signature covers it byte for byte
+            async with self._client.post(yarl.URL(url, encoded=True), data=body, headers=dict(headers)) as response:
+                await response.read()
+                return response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return type(exc).__name__
 
     def inject(self, fault: Fault) -> Fault:
         self.faults.append(fault)
@@ -288,3 +329,14 @@ def bearer_token(request: web.Request) -> str | None:
 def json_body(body: bytes) -> Any:
     """The parsed JSON body, or raise ValueError."""
     return json.loads(body.decode("utf-8"))
+
+
+def loopback_url(url: str) -> bool:
+    """Whether `url` points at this machine: the only place local servers post callbacks to."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -5,17 +5,31 @@
 than 1,000 recipients, an invalid address, no sender, no subject, no content); 401 for a bad API
 key; 429 with the `X-RateLimit-*` headers.  Addresses on the suppression list are accepted (202)
 and silently dropped, as SendGrid does.
+
+With `event_webhook` set (a loopback URL), every accepted message is followed by its Event
+Webhook report, posted as SendGrid posts it: a JSON array with `processed` and then what
+`outcomes` says for that address (`delivered` by default; `bounce`, `blocked`, `spamreport`,
+`unsubscribe`, `group_unsubscribe`, `open`, `click`; `dropped` for a suppressed address), each with
+`sg_event_id`, `sg_message_id` and the message's `custom_args`.  The report is signed with ECDSA
+(`public_key` is the key to verify it with) when the `cryptography` package is installed, and
+otherwise carries `webhook_token` as an HTTP Basic password; `signing` forces one or the other.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from .base import Parsed, ProviderServer, Refusal, bearer_token, json_body
+from ..feedback.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER, ecdsa_available
+from .base import Parsed, ProviderServer, Refusal, bearer_token, json_body, loopback_url
+
+OUTCOMES = ("delivered", "bounce", "blocked", "spamreport", "unsubscribe", "group_unsubscribe", "open", "click")
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
@@ -25,11 +39,33 @@ class SendGridServer(ProviderServer):
     name = "sendgrid"
 
     def __init__(self, *, api_key: str = "SG.sendgrid-test-key", suppressed: set[str] | None = None,
-                 **kwargs) -> None:
+                 event_webhook: str | None = None, outcomes: Mapping[str, str] | None = None,
+                 signing: str | None = None, webhook_token: str = "sendgrid-webhook-token", **kwargs) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
         self.suppressed = set(suppressed or ())
         self.dropped: list[Parsed] = []
+        self.event_webhook, self.webhook_token = event_webhook, webhook_token
+        self.outcomes = dict(outcomes or {})
+        for address, outcome in self.outcomes.items():
+            if outcome not in OUTCOMES:
+                raise ValueError(f"outcome for {address} must be one of {', '.join(OUTCOMES)}")
+        self.signing = signing or ("ecdsa" if ecdsa_available() else "token")
+        if self.signing not in ("ecdsa", "token"):
+            raise ValueError("signing must be ecdsa or token")
+        self._private_key = _new_key() if self.signing == "ecdsa" else None
+        self.event_posts: list[dict] = []
+
+    @property
+    def public_key(self) -> str | None:
+        """The Base64 DER public key that verifies the Event Webhook's signature."""
+        if self._private_key is None:
+            return None
+        from cryptography.hazmat.primitives import serialization
+
+        der = self._private_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(der).decode()
 
     def routes(self):
         return [("POST", "/v3/mail/send", self.send)]
@@ -73,7 +109,69 @@ class SendGridServer(ProviderServer):
             self.dropped.append(parsed)
         else:
             self.deliver(parsed, message_id)
+        if self.event_webhook and loopback_url(self.event_webhook):
+            self.spawn(self._post_events(self.events_for(parsed.payload, message_id)))
         return web.Response(status=202, headers={"X-Message-Id": message_id})
+
+    def events_for(self, document: dict, message_id: str) -> list[dict]:
+        """The Event Webhook records SendGrid reports for one accepted request."""
+        found, now = [], int(time.time())
+        for index, personalization in enumerate(document["personalizations"]):
+            for address in (a["email"] for a in personalization["to"]):
+                base = {"email": address, "timestamp": now, "smtp-id": f"<{message_id}@sendgrid.example>",
+                        "sg_message_id": f"{message_id}.filterdrecv-{index}.0",
+                        "category": document.get("categories", []),
+                        **dict(personalization.get("custom_args") or {})}
+                found += [{**base, **extra, "sg_event_id": _event_id()}
+                          for extra in self._steps(address, document)]
+        return found
+
+    def _steps(self, address: str, document: dict) -> list[dict]:
+        if address in self.suppressed:
+            return [{"event": "dropped", "reason": "Bounced Address"}]
+        outcome = self.outcomes.get(address, "delivered")
+        steps = [{"event": "processed"}]
+        if outcome == "bounce":
+            return steps + [{"event": "bounce", "type": "bounce", "status": "5.1.1",
+                             "reason": "550 5.1.1 The email account that you tried to reach does not exist"}]
+        if outcome == "blocked":
+            return steps + [{"event": "bounce", "type": "blocked", "status": "5.7.1",
+                             "reason": "550 5.7.1 Message rejected by the receiving server's policy"}]
+        steps.append({"event": "delivered", "response": "250 OK"})
+        if outcome == "group_unsubscribe":
+            steps.append({"event": "group_unsubscribe", "asm_group_id": (document.get("asm") or {}).get("group_id")})
+        elif outcome == "click":
+            steps += [{"event": "open"}, {"event": "click", "url": "https://shop.example/review"}]
+        elif outcome != "delivered":
+            steps.append({"event": outcome})
+        return steps
+
+    async def _post_events(self, events: list[dict]) -> None:
+        body = json.dumps(events).encode()
+        headers = {"Content-Type": "application/json"}
+        if self._private_key is not None:
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            stamp = str(int(time.time()))
+            signed = self._private_key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+            headers.update({SIGNATURE_HEADER: base64.b64encode(signed).decode(), TIMESTAMP_HEADER: stamp})
+        else:
+            credentials = base64.b64encode(f"linkstar:{self.webhook_token}".encode()).decode()
+            headers["Authorization"] = f"Basic {credentials}"
+        answer = await self.post_back(self.event_webhook, body, headers)
+        self.event_posts.append({"events": events, "answer": answer})
+
+
+def _new_key():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _event_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
 
 
 MESSAGES = {

@@ -66,6 +66,7 @@ class SmtpServer:
         self.defer = set(defer or ())
         self.data_failures: list[str] = []
         self.messages: list[ReceivedMail] = []
+        self.connections = 0  # SMTP sessions opened by clients since start
         self._server: asyncio.base_events.Server | None = None
 
     @property
@@ -98,6 +99,7 @@ class SmtpServer:
         await self.stop()
 
     def _protocol(self) -> SMTP:
+        self.connections += 1
         auth = self.username is not None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")  # loopback only

@@ -7,24 +7,24 @@ missing sender, 21602 missing body, 21617 body over 1,600 characters, 21610 a re
 replied STOP, 21614 a number that cannot receive SMS, 20429 too many requests.
 
 When the request names a `StatusCallback` on a loopback address, the server reports `sent` and
-then `delivered` (or `undelivered` with the `ErrorCode` given for that number) to it, form-encoded,
-as Twilio does.
+then `delivered` (or `undelivered` with the `ErrorCode` given for that number) to it, form-encoded
+and signed in `X-Twilio-Signature` with the Auth Token, as Twilio does.  `send_inbound` posts a
+message from a buyer (a reply, or a keyword such as STOP or START) to `inbound_url`, signed the
+same way, as Twilio does for a number's incoming-message webhook.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import ipaddress
 import re
 import uuid
 from email.utils import formatdate
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
-import aiohttp
 from aiohttp import web
 
-from .base import Parsed, ProviderServer, Refusal
+from ..feedback.twilio import signature
+from .base import Parsed, ProviderServer, Refusal, loopback_url
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MESSAGES = {20003: "Authenticate", 20429: "Too Many Requests",
@@ -41,15 +41,15 @@ class TwilioServer(ProviderServer):
 
     def __init__(self, *, account_sid: str = "AC" + "0" * 31 + "1", auth_token: str = "twilio-test-token",
                  stopped: set[str] | None = None, landlines: set[str] | None = None,
-                 undelivered: dict[str, int] | None = None, **kwargs) -> None:
+                 undelivered: dict[str, int] | None = None, inbound_url: str | None = None,
+                 number: str = "+15005550006", **kwargs) -> None:
         super().__init__(**kwargs)
         self.account_sid, self.auth_token = account_sid, auth_token
         self.stopped = set(stopped or ())
         self.landlines = set(landlines or ())
         self.undelivered = dict(undelivered or {})
+        self.inbound_url, self.number = inbound_url, number
         self.callbacks: list[dict] = []
-        self._callback_tasks: set[asyncio.Task] = set()
-        self._client: aiohttp.ClientSession | None = None
 
     def routes(self):
         return [("POST", "/2010-04-01/Accounts/{account_sid}/Messages.json", self.create)]
@@ -59,15 +59,6 @@ class TwilioServer(ProviderServer):
         error = {"code": code, "message": message or MESSAGES.get(code, "Error"),
                  "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
         return web.json_response(error, status=status)
-
-    async def stop(self) -> None:
-        for task in list(self._callback_tasks):
-            task.cancel()
-        await asyncio.gather(*self._callback_tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        await super().stop()
 
     async def create(self, request: web.Request, body: bytes) -> web.StreamResponse:
         if request.match_info["account_sid"] != self.account_sid or not self._authorized(request):
@@ -120,16 +111,10 @@ class TwilioServer(ProviderServer):
 
     def _report(self, sid: str, form: dict) -> None:
         url = form["StatusCallback"]
-        host = urlsplit(url).hostname or ""
-        if not _loopback(host):
-            return
-        task = asyncio.ensure_future(self._post_statuses(url, sid, form))
-        self._callback_tasks.add(task)
-        task.add_done_callback(self._callback_tasks.discard)
+        if loopback_url(url):
+            self.spawn(self._post_statuses(url, sid, form))
 
     async def _post_statuses(self, url: str, sid: str, form: dict) -> None:
-        if self._client is None:
-            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         error = self.undelivered.get(form["To"])
         final = ("undelivered", error) if error else ("delivered", None)
         for status, code in (("sent", None), final):
@@ -138,17 +123,23 @@ class TwilioServer(ProviderServer):
                       "ApiVersion": "2010-04-01"}
             if code:
                 report["ErrorCode"] = str(code)
-            try:
-                async with self._client.post(url, data=report) as response:
-                    self.callbacks.append({**report, "url": url, "answer": response.status})
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                self.callbacks.append({**report, "url": url, "answer": type(exc).__name__})
+            answer = await self._post_signed(url, report)
+            self.callbacks.append({**report, "url": url, "answer": answer})
 
+    async def send_inbound(self, sender: str, body: str, *, url: str | None = None) -> int | str:
+        """A buyer's message to our number, posted to the incoming-message webhook; its answer."""
+        url = url or self.inbound_url
+        if not url:
+            raise ValueError("no inbound_url is configured for incoming messages")
+        sid = "SM" + uuid.uuid4().hex
+        form = {"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": self.account_sid,
+                "From": sender, "To": self.number, "Body": body, "NumMedia": "0", "NumSegments": "1",
+                "ApiVersion": "2010-04-01"}
+        answer = await self._post_signed(url, form)
+        self.callbacks.append({**form, "url": url, "answer": answer})
+        return answer
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    async def _post_signed(self, url: str, form: dict) -> int | str:
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "X-Twilio-Signature": signature(self.auth_token, url, form.items())}
+        return await self.post_back(url, urlencode(form).encode(), headers)

@@ -73,6 +73,9 @@ class EngineSettings:
     runner: str = "default"
     #: How far back the first tick of a new runner looks.
     lookback: timedelta = timedelta(days=1)
+    #: Each tick also looks this far behind the previous one, for events stored late (a webhook
+    #: retried, an import run the next morning); the ledger keeps them from being decided twice.
+    late_arrivals: timedelta = timedelta(hours=24)
     concurrency: int = 64
     auto_pause: AutoPausePolicy | None = AutoPausePolicy()
 
@@ -203,9 +206,8 @@ class Engine:
             raise RuntimeError("the engine is not started: use `async with Engine(...)` or `await engine.start()`")
         now = now or self.clock()
         self._now = now
-        since = ledger.last_tick(self.con, self.settings.runner) or (now - self.settings.lookback)
-        if since >= now:
-            return TickReport(since, now, (), ())
+        last = ledger.last_tick(self.con, self.settings.runner)
+        since = min(last, now) - self.settings.late_arrivals if last is not None else now - self.settings.lookback
         newly_paused: list[str] = []
         if self.settings.auto_pause is not None and not self.dry_run:
             newly_paused = auto_pause(self.con, [p.name for p in self.program.plans], now, self.settings.auto_pause)

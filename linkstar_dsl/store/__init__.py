@@ -1,9 +1,10 @@
 """The DuckDB store: orders, customers, events, consents, suppressions and the send ledger.
 
 `open_store(path)` opens (or creates) the database file and brings its schema up to date by
-applying the numbered SQL files in `migrations/` that it has not seen yet, each in its own
-transaction, recording them in `schema_migrations`.  A database made by a newer version is refused
-rather than touched.
+applying the numbered SQL files in `migrations/` that it has not seen yet (in number order, a
+late one numbered below a version already applied included), each in its own transaction,
+recording them in `schema_migrations`.  A database made by a newer version is refused rather
+than touched.
 """
 
 from __future__ import annotations
@@ -56,9 +57,12 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[i
     if have > newest:
         raise StoreError(f"the database is at schema version {have}, newer than this linkstar ({newest}); "
                          "upgrade linkstar")
+    # every missing version, not only those above the newest applied: migrations written side by
+    # side may land out of order, and each is applied exactly once, in number order
+    done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
     applied = []
     for version, name, sql in migrations():
-        if version <= have or (target is not None and version > target):
+        if version in done or (target is not None and version > target):
             continue
         con.execute("BEGIN TRANSACTION")
         try:
