@@ -36,10 +36,14 @@ class Trace:
     checks: tuple[Check, ...]
     outcome: str
     recorded: str | None
+    next: str = ""
 
 
 def explain(con, plans: list[FlowPlan], schema, subject: str, at: datetime,
             flow_name: str | None = None) -> list[Trace]:
+    from .runtime.pauses import in_force
+
+    paused = in_force(con, at)
     traces = []
     for plan in plans:
         if flow_name is not None and plan.name != flow_name:
@@ -51,6 +55,8 @@ def explain(con, plans: list[FlowPlan], schema, subject: str, at: datetime,
             names = [d[0] for d in cursor.description]
             for values in cursor.fetchall():
                 row = dict(zip(names, values))
+                row["paused_flow"] = paused.flows.get(plan.name)
+                row["paused_channels"] = paused.channels
                 traces.append(_trace(con, plan, step, row, at))
     return traces
 
@@ -73,6 +79,8 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
     if plan.expire:
         deadline = due + timedelta(seconds=plan.expire)
         checks.append(Check("expire", at <= deadline, f"expires {iso(deadline)}"))
+    if row.get("paused_flow"):
+        checks.append(Check("pause", False, f"the flow is paused: {row['paused_flow']}"))
     if plan.holdout is not None:
         b = bucket("holdout", plan.name, row["customer_id"])
         held = b < float(plan.holdout) * 100
@@ -82,6 +90,8 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
                         "suppressed on " + (", ".join(sorted(suppressed)) if suppressed else "nothing")))
     for channel in step.channels:
         problem = channel_problem(plan, channel, row, suppressed)
+        if problem is None and channel in (row.get("paused_channels") or {}):
+            problem = f"paused ({row['paused_channels'][channel]})"
         checks.append(Check(f"channel {channel}", problem is None, problem or "usable"))
     if plan.once_per:
         checks.append(Check("once", not row["once_used"], f"once per {plan.once_per}: "
@@ -107,6 +117,7 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
             spans = "; ".join(f"{s // 60:02d}:{s % 60:02d}–{e // 60:02d}:{e % 60:02d} ({why})" for s, e, why in windows)
             checks.append(Check("window", opens <= at, f"local time {at.astimezone(zone):%Y-%m-%d %H:%M} "
                                 f"{zone.key}; open {spans}" + ("" if opens <= at else f"; opens {iso(opens)}")))
+    d = None
     if due > at:
         outcome = f"not due yet: due {iso(due)}"
     else:
@@ -114,11 +125,41 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
         outcome = {"send": f"SEND via {d.channel} at {iso(d.send_at)}",
                    "defer": f"DEFER ({d.reason}) until {iso(d.send_at)}: {d.detail}",
                    "skip": f"SKIP ({d.reason}): {d.detail}"}[d.decision]
-    recorded = con.execute("SELECT decision, reason, send_at FROM ledger WHERE key = ?", [row["key"]]).fetchone()
-    recorded_text = (f"{recorded[0]} ({recorded[1]})" + (f" at {iso(recorded[2])}" if recorded[2] else "")
-                     if recorded else None)
+    recorded = con.execute("SELECT decision, reason, send_at, status, channel, provider_id, detail FROM ledger "
+                           "WHERE key = ?", [row["key"]]).fetchone()
+    recorded_text = None
+    if recorded:
+        decision, reason, send_at, status, channel, provider_id, _ = recorded
+        recorded_text = f"{decision} ({reason})" + (f" at {iso(send_at)}" if send_at else "")
+        if status not in (None, "decided"):
+            recorded_text += f", {status}" + (f" via {channel}" if channel else "") \
+                + (f", provider id {provider_id}" if provider_id else "")
     return Trace(plan.name, step.index, row["key"], row.get("order_id"), row["customer_id"], due,
-                 tuple(checks), outcome, recorded_text)
+                 tuple(checks), outcome, recorded_text, _next(due, at, d, recorded))
+
+
+def _next(due: datetime, at: datetime, d, recorded) -> str:
+    """What happens to this message from `at` on, in one sentence."""
+    if recorded is not None:
+        decision, reason, send_at, status, channel, _, detail = recorded
+        if status == "sent":
+            return f"nothing more: sent via {channel}" + (f" at {iso(send_at)}" if send_at else "")
+        if status == "claimed":
+            return "a runner is sending it now (or will finish it when it restarts)"
+        if status == "unknown":
+            return "a person should check the provider's log: the runner stopped during the request"
+        if status == "failed":
+            return f"nothing more: every channel failed ({reason})"
+        if decision == "defer":
+            return f"the gates are checked again at {iso(send_at)} ({reason})"
+        return f"nothing more: the ledger holds a {decision} ({reason}), which is final"
+    if d is None:
+        return f"the gates are checked at the first tick after {iso(due)}"
+    if d.decision == "send":
+        return f"the next tick sends it via {d.channel}"
+    if d.decision == "defer":
+        return f"the next tick defers it to {iso(d.send_at)}, when the gates are checked again"
+    return "the next tick records this skip; it is final"
 
 
 def _word(value) -> str:
@@ -136,5 +177,7 @@ def render(traces: list[Trace], subject: str, at: datetime) -> str:
             lines.append(f"  {mark} {c.gate:<16} {c.detail}")
         if t.recorded:
             lines.append(f"  ledger: {t.recorded}")
+        if t.next:
+            lines.append(f"  next: {t.next}")
         lines.append("")
     return "\n".join(lines)

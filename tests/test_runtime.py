@@ -331,3 +331,28 @@ def test_pause_resume_and_list_from_the_command_line(tmp_path):
     again = _cli("resume", "flow", "thanks", "--db", str(db))
     assert again.exit_code == 2 and "is not paused" in again.output
     assert _cli("pause", "channel", "sms", "--db", str(db), "--reason", "x", "--until", "2000-01-01").exit_code == 2
+
+
+def test_explain_after_a_run_shows_the_send_the_pause_and_what_comes_next(tmp_path):
+    from linkstar_dsl.explain import explain, render
+
+    con = make_store(tmp_path / "s.duckdb", n=2)
+    program = compile_text(THANKS)
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            async with Engine(program, con, channels=servers.config(), environ=servers.environ(),
+                              render_settings=SETTINGS) as engine:
+                await engine.tick(DUE + timedelta(minutes=5))
+
+    run(scenario())
+    at = DUE + timedelta(minutes=10)
+    sent = render(explain(con, list(program.plans), program.schema, "o0", at), "order o0", at)
+    assert "ledger: send (sent)" in sent and "sent via line, provider id" in sent
+    assert "next: nothing more: sent via line" in sent
+    con.execute("INSERT INTO order_events VALUES ('e9', 'o1', 'delivered', ?, NULL)", [DELIVERED + timedelta(hours=1)])
+    pause(con, "flow", "thanks", "wrong coupon", now=at)
+    later = DUE + timedelta(hours=2)
+    held = render(explain(con, list(program.plans), program.schema, "o1", later), "order o1", later)
+    assert "✗ pause            the flow is paused: wrong coupon" in held
+    assert "DEFER (paused)" in held and "next: the next tick defers it to" in held
