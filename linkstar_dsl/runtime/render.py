@@ -15,6 +15,8 @@ are autoescaped, text parts are not.  SPEC.md §7.11 describes the conventions.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 import traceback
@@ -133,7 +135,7 @@ class _RootsLoader(BaseLoader):
 
 def _environment(roots: list[Path], html: bool) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(loader=_RootsLoader(roots), undefined=_Undefined, autoescape=html,
-                                        finalize=_finalize, auto_reload=True)
+                                        finalize=_finalize, auto_reload=False)
     env.filters.update({name: _at_render_time(f) for name, f in (("money", format_money), ("date", format_day),
                                                                    ("datetime", format_moment), ("number", format_number))})
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False, "default": json_default}
@@ -353,6 +355,13 @@ class Renderer:
                                 f"{'s' if limit != 1 else ''} allowed{why}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _source(path: Path) -> str:
+    # Read once per process, like the compiled templates (the environments do not auto-reload):
+    # a runner renders from the templates it started with, never from a file half edited.
+    return path.read_text(encoding="utf-8")
+
+
 class _Message:
     """One render in progress: the template file, its variables and scope, and error reporting."""
 
@@ -363,7 +372,7 @@ class _Message:
         self.scope = scope_
         self.name = tf.path.relative_to(tf.root).as_posix()
         try:
-            self.source = tf.path.read_text(encoding="utf-8")
+            self.source = _source(tf.path)
         except (OSError, UnicodeDecodeError) as exc:
             raise self.error(f"cannot be read: {exc}") from None
 
