@@ -356,3 +356,49 @@ def test_explain_after_a_run_shows_the_send_the_pause_and_what_comes_next(tmp_pa
     held = render(explain(con, list(program.plans), program.schema, "o1", later), "order o1", later)
     assert "✗ pause            the flow is paused: wrong coupon" in held
     assert "DEFER (paused)" in held and "next: the next tick defers it to" in held
+
+
+def test_the_runner_decides_exactly_what_the_simulation_predicts(tmp_path):
+    """A week of the example flows over generated data: every decision of `run` equals `simulate`'s."""
+    import shutil
+
+    from linkstar_dsl.demo_data import DEFAULT_DAYS, DEFAULT_START, generate
+    from linkstar_dsl.resources import data_dir
+    from linkstar_dsl.runtime.program import compile_paths
+    from linkstar_dsl.simulate import Simulation, scratch
+
+    store = tmp_path / "run.duckdb"
+    con = open_store(store)
+    generate(con, orders=800, seed=7)
+    con.close()
+    shutil.copy(store, tmp_path / "sim.duckdb")
+    program = compile_paths([data_dir("examples")])
+    end = DEFAULT_START + timedelta(days=DEFAULT_DAYS)
+    start, step = end - timedelta(days=7), timedelta(hours=6)
+    simulated = Simulation(scratch(str(tmp_path / "sim.duckdb")), list(program.plans), program.schema).run(
+        start, end, step)
+
+    async def scenario():
+        decisions = []
+        async with ProviderServers() as servers:
+            fast = {name: {"limits": {"per_second": 500, "burst": 50}} for name in ("amazon", "smtp", "twilio")}
+            settings = EngineSettings(lookback=step, auto_pause=None)
+            async with Engine(program, str(store), channels=servers.config(**fast), environ=servers.environ(),
+                              render_settings=SETTINGS, settings=settings) as engine:
+                now = start + step
+                while now <= end:
+                    report = await engine.tick(now)
+                    decisions += report.decisions
+                    failed = [c for c in report.completions if c.status != "sent"]
+                    assert not failed, failed[:3]
+                    now += step
+        return decisions
+
+    ran = run(scenario())
+
+    def outline(ds):
+        return sorted((d.key, d.decision, d.reason, d.channel, d.send_at) for d in ds)
+
+    assert outline(ran) == outline(simulated)
+    reasons = {d.reason for d in ran}
+    assert {"sent", "guard", "window", "no-channel"} <= reasons

@@ -206,8 +206,12 @@ class Engine:
             raise RuntimeError("the engine is not started: use `async with Engine(...)` or `await engine.start()`")
         now = now or self.clock()
         self._now = now
-        last = ledger.last_tick(self.con, self.settings.runner)
-        since = min(last, now) - self.settings.late_arrivals if last is not None else now - self.settings.lookback
+        clock = ledger.runner_clock(self.con, self.settings.runner)
+        if clock is None:
+            origin = since = now - self.settings.lookback
+        else:
+            origin, last = clock
+            since = max(min(last, now) - self.settings.late_arrivals, origin)
         newly_paused: list[str] = []
         if self.settings.auto_pause is not None and not self.dry_run:
             newly_paused = auto_pause(self.con, [p.name for p in self.program.plans], now, self.settings.auto_pause)
@@ -220,7 +224,7 @@ class Engine:
         held = {d.key for d in claimed}
         jobs = [Job(d, plan, step, row) for plan, step, row, d in made if d.key in held]
         completions = await self._dispatch(jobs, now, paused.channels)
-        ledger.set_last_tick(self.con, self.settings.runner, now, now)
+        ledger.set_last_tick(self.con, self.settings.runner, origin, now, now)
         return TickReport(since, now, tuple(d for _, _, _, d in made), tuple(completions),
                           paused_flows=tuple(newly_paused))
 

@@ -189,15 +189,17 @@ def take_over(con: duckdb.DuckDBPyConnection, keys: Sequence[str], old: dict[str
     return held
 
 
-def last_tick(con: duckdb.DuckDBPyConnection, runner: str) -> datetime | None:
-    row = con.execute("SELECT last_tick FROM runner_state WHERE runner = ?", [runner]).fetchone()
-    return row[0] if row else None
+def runner_clock(con: duckdb.DuckDBPyConnection, runner: str) -> tuple[datetime, datetime] | None:
+    """(origin, last tick) of a runner: where its first tick started and where its last one ended."""
+    row = con.execute("SELECT origin, last_tick FROM runner_state WHERE runner = ?", [runner]).fetchone()
+    return (row[0], row[1]) if row else None
 
 
-def set_last_tick(con: duckdb.DuckDBPyConnection, runner: str, at: datetime, now: datetime) -> None:
-    con.execute("INSERT INTO runner_state VALUES (?, ?, ?) ON CONFLICT (runner) DO UPDATE SET "
+def set_last_tick(con: duckdb.DuckDBPyConnection, runner: str, origin: datetime, at: datetime,
+                  now: datetime) -> None:
+    con.execute("INSERT INTO runner_state VALUES (?, ?, ?, ?) ON CONFLICT (runner) DO UPDATE SET "
                 "last_tick = greatest(runner_state.last_tick, excluded.last_tick), updated_at = excluded.updated_at",
-                [runner, at, now])
+                [runner, origin, at, now])
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -4,9 +4,11 @@
 ALTER TABLE ledger ADD COLUMN claimed_by VARCHAR;
 ALTER TABLE ledger ADD COLUMN attempts BIGINT DEFAULT 0;
 
--- The end of the last tick each named runner completed: the next tick starts there.
+-- The end of the last tick each named runner completed (the next tick starts there), and where
+-- its first tick started (no tick looks further back).
 CREATE TABLE runner_state (
     runner     VARCHAR PRIMARY KEY,
+    origin     TIMESTAMPTZ NOT NULL,
     last_tick  TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
