@@ -79,6 +79,12 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
     if plan.expire:
         deadline = due + timedelta(seconds=plan.expire)
         checks.append(Check("expire", at <= deadline, f"expires {iso(deadline)}"))
+    if step.index > 0:
+        previous = con.execute("SELECT decision, reason, send_at FROM ledger WHERE key = ?",
+                               [f"{plan.name}:{step.index - 1}:{row['occurrence']}"]).fetchone()
+        row["previous_step"] = previous or ("none", "not decided yet", None)
+        checks.append(Check("previous step", bool(previous) and previous[0] == "send",
+                            f"step {step.index}: " + (f"{previous[0]} ({previous[1]})" if previous else "not decided yet")))
     if row.get("paused_flow"):
         checks.append(Check("pause", False, f"the flow is paused: {row['paused_flow']}"))
     if plan.holdout is not None:

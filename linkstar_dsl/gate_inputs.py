@@ -22,6 +22,7 @@ class Send:
     purpose: str
     order_id: str | None
     send_at: datetime
+    occurrence: str | None = None
 
 
 @attrs.define
@@ -37,13 +38,17 @@ class Recipients:
         customer = row["customer_id"]
         sends = list(self.sends.get(customer, ()))
         same_purpose = [s for s in sends if s.purpose == plan.purpose]
-        past = [s.send_at for s in same_purpose if s.send_at <= now]
+        # A sequence's own earlier steps are one journey: they neither start its cooldown nor use
+        # up its `once per` (they still count towards caps).
+        journey = (plan.name, row.get("occurrence"))
+        others = [s for s in sends if (s.flow, s.occurrence) != journey]
+        past = [s.send_at for s in same_purpose if s.send_at <= now and (s.flow, s.occurrence) != journey]
         window = timedelta(seconds=plan.cap[1]) if plan.cap else timedelta(0)
         consents = [c for c in self.consents.get(customer, ())
                     if c["purpose"] in (plan.purpose, "any") and c["granted_at"] <= now
                     and (c["revoked_at"] is None or c["revoked_at"] > now)]
         once_used = any(s.flow == plan.name and (s.order_id == row.get("order_id") or plan.once_per == "customer")
-                        for s in sends)
+                        for s in others)
         return {
             **row,
             "suppressed": self.suppressed.get(customer, []),
@@ -53,8 +58,9 @@ class Recipients:
             "once_used": once_used,
         }
 
-    def sent(self, customer: str, plan: FlowPlan, order_id: str | None, at: datetime) -> None:
-        self.sends[customer].append(Send(plan.name, plan.purpose, order_id, at))
+    def sent(self, customer: str, plan: FlowPlan, order_id: str | None, at: datetime,
+             occurrence: str | None = None) -> None:
+        self.sends[customer].append(Send(plan.name, plan.purpose, order_id, at, occurrence))
 
 
 def fetch(con, customers: set[str], now: datetime) -> Recipients:
@@ -71,8 +77,8 @@ def fetch(con, customers: set[str], now: datetime) -> Recipients:
             "FROM consents WHERE customer_id IN (SELECT unnest(?))", [ids]).fetchall():
         found.consents[customer].append({"channel": channel, "purpose": purpose, "level": level,
                                          "double_opt_in": doi, "granted_at": granted, "revoked_at": revoked})
-    for customer, flow, purpose, order_id, send_at in con.execute(
-            "SELECT customer_id, flow, purpose, order_id, send_at FROM ledger "
+    for customer, flow, purpose, order_id, send_at, occurrence in con.execute(
+            "SELECT customer_id, flow, purpose, order_id, send_at, occurrence FROM ledger "
             "WHERE customer_id IN (SELECT unnest(?)) AND decision = 'send'", [ids]).fetchall():
-        found.sends[customer].append(Send(flow, purpose, order_id, send_at))
+        found.sends[customer].append(Send(flow, purpose, order_id, send_at, occurrence))
     return found

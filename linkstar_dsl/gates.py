@@ -1,7 +1,8 @@
 """The gates every due message passes, in one fixed order, each with a typed reason.
 
 Order (SPEC.md, "Runtime semantics"): the trigger's `unless`, the `where` guards, `exit when`,
-`expire after`, a pause of the flow (kill switch), the holdout, suppressions, channel choice (reachable, not suppressed on that
+`expire after`, the previous step of a sequence (a reminder goes only after the message it
+follows), a pause of the flow (kill switch), the holdout, suppressions, channel choice (reachable, not suppressed on that
 channel, consent and friendship as the policies require), once-per, cooldown, cap, and last the
 send window in the recipient's local time.  Each gate lets the message through, defers it to a
 time, or skips it; the first gate that does not let it through decides.
@@ -23,8 +24,10 @@ from .compiler.plan import FlowPlan, Message, StepPlan
 from .policies import MARKET_COUNTRIES
 
 #: The reason codes, in gate order.
-REASONS = ("sent", "unless", "guard", "exited", "expired", "paused", "holdout", "suppressed", "no-channel",
-           "once", "cooldown", "cap", "at-time", "window")
+REASONS = ("sent", "unless", "guard", "exited", "expired", "previous-step", "paused", "holdout", "suppressed",
+           "no-channel", "once", "cooldown", "cap", "at-time", "window")
+#: How long a later step waits for the runtime to decide the step before it, when that has not happened yet.
+PREVIOUS_STEP_RECHECK = timedelta(hours=1)
 #: How long a paused flow's or channel's message waits before the gates look at it again.
 PAUSE_RECHECK = timedelta(minutes=15)
 
@@ -145,6 +148,16 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
     deadline = due + timedelta(seconds=plan.expire) if plan.expire else None
     if deadline is not None and now > deadline:
         raise _Verdict("skip", "expired", f"due {iso(due)}, expired after {plan.expire // 3600}h")
+    previous = row.get("previous_step")
+    if step.index > 0 and previous is not None:
+        decision, reason, at = previous
+        if decision == "skip":
+            raise _Verdict("skip", "previous-step", f"step {step.index} was not sent ({reason})")
+        if decision != "send":
+            wait = at if decision == "defer" and at is not None and at > now else now + PREVIOUS_STEP_RECHECK
+            if deadline is not None and wait > deadline:
+                raise _Verdict("skip", "previous-step", f"step {step.index} is still waiting ({reason}) at expiry")
+            raise _Verdict("defer", "previous-step", f"step {step.index} is not sent yet ({reason})", send_at=wait)
     if row.get("paused_flow"):
         raise _Verdict("defer", "paused", f"the flow is paused: {row['paused_flow']}", send_at=now + PAUSE_RECHECK)
     if plan.holdout is not None and bucket("holdout", plan.name, row["customer_id"]) < float(plan.holdout) * 100:

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -44,7 +44,6 @@ from linkstar_dsl.runtime.program import compile_text
 from linkstar_dsl.runtime.render_context import RenderSettings
 from linkstar_dsl.store import migrate, migrations, open_store
 
-UTC = timezone.utc
 NOW = datetime(2026, 9, 3, 12, 0, tzinfo=UTC)
 TOKEN, APP_SECRET, CHANNEL_SECRET, SG_TOKEN = "twilio-auth-token", "meta-app-secret", "line-secret", "sg-token"
 URL = "https://hooks.shop.example/twilio/status?msg_key=flow%3A0%3Ao1"
@@ -650,9 +649,9 @@ def test_provider_callbacks_reach_the_store_and_the_next_decision_honours_them(t
         endpoints = FeedbackEndpoints(con, {}, lambda: TICK)
         base = await endpoints.start()
         servers = ProviderServers(
-            sendgrid=dict(event_webhook=base + "/sendgrid", outcomes={"c0@example.com": "bounce",
-                                                                       "c1@example.com": "spamreport"}),
-            twilio=dict(undelivered={"+15550000002": 30006}, inbound_url=base + "/twilio/inbound"))
+            sendgrid={"event_webhook": base + "/sendgrid",
+                      "outcomes": {"c0@example.com": "bounce", "c1@example.com": "spamreport"}},
+            twilio={"undelivered": {"+15550000002": 30006}, "inbound_url": base + "/twilio/inbound"})
         sendgrid, token = servers.sendgrid, servers.twilio.auth_token
         endpoints.receivers.update({
             "/sendgrid": SendGridEvents(public_key=sendgrid.public_key, token=sendgrid.webhook_token),
@@ -718,9 +717,9 @@ def test_the_local_servers_sign_their_callbacks_as_the_providers_do():
         await site.start()
         base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
         try:
-            async with ProviderServers(sendgrid=dict(event_webhook=base + "/sg", signing="token",
-                                                     outcomes={"x@shop.test": "click"}),
-                                       twilio=dict(inbound_url=base + "/in")) as servers:
+            async with ProviderServers(sendgrid={"event_webhook": base + "/sg", "signing": "token",
+                                                 "outcomes": {"x@shop.test": "click"}},
+                                       twilio={"inbound_url": base + "/in"}) as servers:
                 await servers.twilio.send_inbound("+15550000009", "START")
                 document = {"personalizations": [{"to": [{"email": "x@shop.test"}], "custom_args": {"msg_key": "k"}}],
                             "from": {"email": "s@shop.test"}, "subject": "s",

@@ -33,7 +33,7 @@ class _Connection:
 
 class SmtpPool:
     def __init__(self, connect: Callable[[], Awaitable[aiosmtplib.SMTP]], size: int = 4, *,
-                 max_messages: int = 100, idle_check: float = 10.0) -> None:
+                 max_messages: int = 100, idle_check: float = 1.0) -> None:
         if size < 1:
             raise ValueError("an SMTP pool needs at least one connection")
         self._connect, self.size = connect, size

@@ -7,11 +7,17 @@ text from a `.flow` file is ever spliced into SQL.  The clock is a parameter too
 Aliases in the due query: `o` the order, `c` the customer, `r` the order's review, `ct` the cart
 of a cart event.  A bare event name is true when that event happened to the triggering order
 (order events) or customer (customer events) at or before now.
+
+Event lookups read the events tables by default; the tick query points them at small relations
+holding only the due orders' and customers' events (`Sources`).  The compiler records what an
+expression reads (`fields`, `reads`), so that query fetches only that.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+
+import attrs
 
 from .. import ast
 from ..schema import Schema
@@ -23,13 +29,32 @@ class Unsupported(Exception):
     """An expression the SQL compiler cannot express (reported by `linkstar run` as an error)."""
 
 
+@attrs.frozen
+class Sources:
+    """The relations event lookups read: whole tables, or the tick query's subsets of them."""
+
+    order_events: str = "order_events"
+    customer_events: str = "customer_events"
+    #: The orders a `count()` of order events looks through, by `customer_id`.
+    orders: str = "orders"
+
+
+TABLES = Sources()
+
+
 class ExprCompiler:
-    def __init__(self, schema: Schema, after: str | None = None) -> None:
+    def __init__(self, schema: Schema, after: str | None = None, sources: Sources = TABLES) -> None:
         self.schema = schema
         self.params: list = []
         #: SQL for the trigger occurrence's time: when set (for `unless` and `exit when`), an
         #: event counts only if it happened after the trigger, as SPEC.md §3.5 says.
         self.after = after
+        self.sources = sources
+        #: (alias, column) of every record field read.
+        self.fields: set[tuple[str, str]] = set()
+        #: What else is read: "order_events", "customer_events", "customer_orders" (a count()
+        #: over all of the customer's orders).
+        self.reads: set[str] = set()
 
     def param(self, value) -> str:
         self.params.append(value)
@@ -75,6 +100,7 @@ class ExprCompiler:
             field = self.schema.field(head, e.parts[1].value)
             if field is None:
                 raise Unsupported(f"unknown field {e.dotted}")
+            self.fields.add((ALIASES[head], field.name.value))
             return f'{ALIASES[head]}."{field.name.value}"'
         if len(e.parts) == 1 and head in self.schema.events:
             return self._event_exists(head, None)
@@ -96,8 +122,10 @@ class ExprCompiler:
     def _event_source(self, event: str) -> tuple[str, str, str]:
         subject = self.schema.events[event].subject.value
         if subject == "order":
-            return "order_events", "order_id", "o.id"
-        return "customer_events", "customer_id", "c.id"
+            self.reads.add("order_events")
+            return self.sources.order_events, "order_id", "o.id"
+        self.reads.add("customer_events")
+        return self.sources.customer_events, "customer_id", "c.id"
 
     # ---------------------------------------------------------------- operators
 
@@ -116,7 +144,9 @@ class ExprCompiler:
                 amount = self.param(money.amount)
                 currency = self.param(money.currency)
                 cmp = f"{amount} {op} {column}" if flipped else f"{column} {op} {amount}"
-                same = f"{column.rsplit('.', 1)[0]}.\"{_currency_column(other)}\" = {currency}"
+                alias = column.rsplit('.', 1)[0]
+                self.fields.add((alias, _currency_column(other)))
+                same = f"{alias}.\"{_currency_column(other)}\" = {currency}"
                 if op == "<>":
                     return f"(NOT ({column} = {amount} AND {same}))"
                 return f"({cmp} AND {same})"
@@ -149,8 +179,9 @@ class ExprCompiler:
         event = event_path.dotted
         table, key, owner = self._event_source(event)
         # count() counts the customer's events across all their orders, as SPEC.md says.
-        if table == "order_events":
-            scope = "x.order_id IN (SELECT id FROM orders WHERE customer_id = c.id)"
+        if key == "order_id":
+            self.reads.add("customer_orders")
+            scope = f"x.order_id IN (SELECT id FROM {self.sources.orders} WHERE customer_id = c.id)"
         else:
             scope = f"x.{key} = {owner}"
         sql = f"(SELECT count(*) FROM {table} x WHERE {scope} AND x.event = {self.param(event)}"

@@ -67,6 +67,7 @@ class SmtpServer:
         self.data_failures: list[str] = []
         self.messages: list[ReceivedMail] = []
         self.connections = 0  # SMTP sessions opened by clients since start
+        self._sessions: list[SMTP] = []
         self._server: asyncio.base_events.Server | None = None
 
     @property
@@ -75,6 +76,13 @@ class SmtpServer:
 
     def fail_data(self, reply: str = "554 5.7.1 Message rejected as spam", times: int = 1) -> None:
         self.data_failures.extend([reply] * times)
+
+    def drop_sessions(self) -> None:
+        """Close every open client session, as a relay does with idle or misbehaving clients."""
+        for session in self._sessions:
+            if session.transport is not None:
+                session.transport.close()
+        self._sessions.clear()
 
     def clear(self) -> None:
         self.messages.clear()
@@ -103,9 +111,11 @@ class SmtpServer:
         auth = self.username is not None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")  # loopback only
-            return SMTP(_Handler(self), hostname="linkstar.local", ident="LinkStar local SMTP",
-                        auth_required=auth, auth_require_tls=False,
-                        authenticator=self._authenticate if auth else None, loop=asyncio.get_running_loop())
+            session = SMTP(_Handler(self), hostname="linkstar.local", ident="LinkStar local SMTP",
+                           auth_required=auth, auth_require_tls=False,
+                           authenticator=self._authenticate if auth else None, loop=asyncio.get_running_loop())
+        self._sessions.append(session)
+        return session
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == self.username \

@@ -1,8 +1,10 @@
-"""What is due in one tick: every flow step's due query run over (since, now].
+"""What is due in one tick: every step of every flow, selected by one statement over (since, now].
 
-`DueSet` holds the compiled query of each step; `rows(con, since, now)` returns the due
-occurrences in plan and step order, each with what the query computed (keys, guards, the
-recipient's columns).  Simulation and `linkstar run` both call it, so they see the same due set.
+`DueSet` compiles the tick statement once (`compiler.due.build_tick`); `rows(con, since, now)`
+returns the due occurrences in plan and step order, each with what the statement computed (keys,
+guards, the recipient's columns).  Simulation and `linkstar run` both call it, so they see the
+same due set.  The statement takes its values from one SQL variable, set with a single parameter
+per tick.
 """
 
 from __future__ import annotations
@@ -10,25 +12,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from ..compiler.due import build
+from ..compiler.due import VARIABLE, build_tick, by_variable, document
 from ..compiler.plan import FlowPlan, StepPlan
+from ..store import key_lookups
 
 
 class DueSet:
     def __init__(self, plans: Iterable[FlowPlan], schema) -> None:
         self.plans = list(plans)
-        self.queries = {(p.name, s.index): build(p, s, schema) for p in self.plans for s in p.steps}
+        tick = build_tick(self.plans, schema)
+        self.steps = tick.steps
+        self.sql, self.slots = by_variable(tick.sql, tick.params)
+        #: (flow, step index) → the step's position in the statement's `s` column.
+        self.queries = {(plan.name, step.index): i for i, (plan, step) in enumerate(self.steps)}
 
     def rows(self, con, since: datetime, now: datetime) -> list[tuple[FlowPlan, StepPlan, dict]]:
+        if not self.steps:
+            return []
+        con.execute(f"SET VARIABLE {VARIABLE} = ?", [document(self.slots, now=now, since=since)])
+        with key_lookups(con):
+            cursor = con.execute(self.sql)
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchall()
         due = []
-        for plan in self.plans:
-            for step in plan.steps:
-                query = self.queries[(plan.name, step.index)]
-                binding = dict(now=now, since=since, flow=plan.name, step=step.index)
-                if query.probe_sql and not con.execute(query.probe_sql,
-                                                       query.bind(**binding, probe=True)).fetchone()[0]:
-                    continue  # nothing due: skip the query that evaluates the guards
-                cursor = con.execute(query.sql, query.bind(**binding))
-                names = [d[0] for d in cursor.description]
-                due += [(plan, step, dict(zip(names, values))) for values in cursor.fetchall()]
+        for values in found:
+            row = dict(zip(names, values))
+            plan, step = self.steps[row.pop("s")]
+            due.append((plan, step, row))
         return due

@@ -10,6 +10,8 @@ than touched.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -90,6 +92,28 @@ def open_store(path: str | Path = DEFAULT_PATH, *, read_only: bool = False) -> d
             con.close()
             raise StoreError(f"{path}: cannot bring the database up to date ({_first_line(exc)})") from None
     return con
+
+
+#: Up to how many distinct keys a hash join hands to the scan of its other side (DuckDB: 50).
+LOOKUP_KEYS = 10_000
+
+
+@contextmanager
+def key_lookups(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let the queries run inside read a table by a few thousand keys through its ART index.
+
+    A hash join passes the keys of its smaller side to the scan of the other as a filter, and a
+    scan filtered on an indexed column alone reads the rows from the index instead of the table.
+    DuckDB does so for at most 50 keys; a tick looks up its due rows' orders, customers and events
+    by some thousands.  The setting is global and makes scans without such an index slower, so it
+    is raised only around these queries.
+    """
+    before = con.execute("SELECT current_setting('dynamic_or_filter_threshold')").fetchone()[0]
+    con.execute(f"SET dynamic_or_filter_threshold = {LOOKUP_KEYS}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET dynamic_or_filter_threshold = {int(before)}")
 
 
 def _first_line(exc: Exception) -> str:
