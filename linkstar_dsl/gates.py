@@ -25,7 +25,7 @@ from .policies import MARKET_COUNTRIES
 
 #: The reason codes, in gate order.
 REASONS = ("sent", "unless", "guard", "exited", "expired", "previous-step", "paused", "holdout", "suppressed",
-           "no-channel", "once", "cooldown", "cap", "at-time", "window")
+           "excluded", "no-channel", "once", "cooldown", "cap", "at-time", "window")
 #: How long a later step waits for the runtime to decide the step before it, when that has not happened yet.
 PREVIOUS_STEP_RECHECK = timedelta(hours=1)
 #: How long a paused flow's or channel's message waits before the gates look at it again.
@@ -195,6 +195,9 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
 
 def _choose_channel(plan: FlowPlan, step: StepPlan, row: dict, suppressed: set) -> str:
     reasons, paused = [], row.get("paused_channels") or {}
+    excluded = [c for c in step.channels if _excluded_on(row, c)]
+    if excluded and len(excluded) == len(step.channels):
+        raise _Verdict("skip", "excluded", _excluded_on(row, step.channels[0]))
     for channel in step.channels:
         problem = channel_problem(plan, channel, row, suppressed)
         if problem is None and channel in paused:
@@ -215,6 +218,9 @@ def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) ->
         return f"no {field.replace('_', ' ')}"
     if channel == "amazon" and row.get("marketplace") != "amazon":
         return "not an Amazon order"
+    exclusion = _excluded_on(row, channel)
+    if exclusion is not None:
+        return f"excluded ({exclusion})"
     if channel in suppressed:
         return "suppressed"
     markets = _markets_of(recipient_country(row))
@@ -230,6 +236,14 @@ def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) ->
                 return f"no {level.replace('_', ' ')} consent"
         elif ob.requirement == "friend" and channel == "line" and not row.get("line_user_id"):
             return "not a LINE friend"
+    return None
+
+
+def _excluded_on(row: dict, channel: str) -> str | None:
+    """Why a platform policy excludes this order on `channel` (FBA orders outside Amazon, …), or None."""
+    for channels, why in row.get("exclusions") or ():
+        if not channels or channel in channels:
+            return why
     return None
 
 

@@ -92,46 +92,36 @@ def conjuncts(e) -> list:
     return [e]
 
 
-@attrs.frozen
-class TickQuery:
-    """One statement for a whole tick: every step's due occurrences, with guards, exits and `unless`.
-
-    Result rows carry `s`, the index of their step in `steps`, and are ordered by step, then due
-    time and key.  `params` holds the values of its `?` in order (`NOW` and `SINCE` included).
-    """
-
-    sql: str
-    params: tuple
-    steps: tuple[tuple[FlowPlan, StepPlan], ...]
-
-
-#: The SQL variable that carries a tick's values (`TickQuery.document`).
+#: The SQL variable that carries a tick's values (`document`).
 VARIABLE = "linkstar_tick"
 
 
-def by_variable(sql: str, params: tuple) -> tuple[str, tuple]:
-    """The statement with each `?` read from the JSON document in `VARIABLE`, and its slots.
+def by_variable(statements) -> tuple[list[str], tuple]:
+    """The statements (`Q`s) with each `?` read from the JSON document in `VARIABLE`, and its slots.
 
     DuckDB's Python client converts every bound value on its own, at a cost that grows with their
     number; one document set with a single parameter carries them all.  `getvariable` is folded
-    into a constant when the statement is planned, so the values still narrow scans as literals
+    into a constant when a statement is planned, so the values still narrow scans as literals
     would.  Equal values share a slot.
     """
-    pieces = sql.split("?")
-    if len(pieces) != len(params) + 1:
-        raise ValueError("placeholder count mismatch")
     slots: list = []
     index: dict = {}
-    out = [pieces[0]]
-    for value, text in zip(params, pieces[1:]):
-        key = ("named", value.name) if isinstance(value, Named) else (type(value).__name__, repr(value))
-        if key not in index:
-            index[key] = len(slots)
-            slots.append(value)
-        read = f"(getvariable('{VARIABLE}') ->> '$[{index[key]}]')"
-        kind = _sql_type(value)
-        out.append((read if kind == "VARCHAR" else f"CAST({read} AS {kind})") + text)
-    return "".join(out), tuple(slots)
+    texts = []
+    for statement in statements:
+        pieces = statement.sql.split("?")
+        if len(pieces) != len(statement.params) + 1:
+            raise ValueError("placeholder count mismatch")
+        out = [pieces[0]]
+        for value, text in zip(statement.params, pieces[1:]):
+            key = ("named", value.name) if isinstance(value, Named) else (type(value).__name__, repr(value))
+            if key not in index:
+                index[key] = len(slots)
+                slots.append(value)
+            read = f"(getvariable('{VARIABLE}') ->> '$[{index[key]}]')"
+            kind = _sql_type(value)
+            out.append((read if kind == "VARCHAR" else f"CAST({read} AS {kind})") + text)
+        texts.append("".join(out))
+    return texts, tuple(slots)
 
 
 def _sql_type(value) -> str:
@@ -161,90 +151,157 @@ def document(slots: tuple, **named) -> str:
     return json.dumps(values, ensure_ascii=False)
 
 
-#: Where each kind of trigger occurrence comes from.
+@attrs.frozen
+class TickQuery:
+    """A whole tick as a few statements run in order: every step's due occurrences, with guards,
+    exits and `unless` evaluated.
+
+    The last statement returns the rows; each carries `s`, the index of its step in `steps`, and
+    they come ordered by step, then due time and key.  Each statement's `params` hold the values
+    of its `?` in order (`NOW` and `SINCE` included).
+    """
+
+    statements: tuple[Q, ...]
+    steps: tuple[tuple[FlowPlan, StepPlan], ...]
+
+
+#: Where each kind of trigger occurrence comes from (besides `last_order` and `birthday`).
 _ORDER_SOURCE, _CUSTOMER_SOURCE = "order", "customer"
+#: Prefix of the temporary tables a tick fills (per connection, replaced by the next tick).
+TEMP = "linkstar_tick_"
+#: Order columns every due row carries (`ship_country`, `ship_state`, `marketplace`).
+ORDER_COLUMNS = ("id", "customer_id", "country", "state", "marketplace")
+#: Guards read events from per-row lists: the order's, the customer's, the customer's orders'.
+_LISTS = Sources(order_events="oev.evs", customer_events="cev.evs", orders="coev.evs", lists=True)
 
 
 def build_tick(plans, schema: Schema) -> TickQuery:
-    """The tick query: for every step, the occurrences due in (since, now] and the deferrals now due
-    that the ledger has not decided, with their guards evaluated at `now`.
+    """The tick: for every step, the occurrences due in (since, now] and the deferrals now due that
+    the ledger has not decided, with their guards evaluated at `now`.
 
-    The work is bounded by what is due.  Each step's window is a range on `occurred_at`, which the
-    events tables' zone maps narrow to the few row groups of that time (events are stored in time
-    order).  Everything else is fetched for the due rows only, by key: the ledger rows already
-    decided, the orders, customers, reviews and carts, and the events the guards look at, which the
-    guards then read from those small relations (`Sources`).  Each relation is a materialised CTE
-    whose only filter is its key, so DuckDB answers it from the key's ART index.
+    The work follows what is due, not the size of the history.  Each step's window is a range on
+    `occurred_at`, which the events tables' zone maps narrow to the row groups of that time, as
+    events are stored in about the order they happen.  Everything else is fetched for the due rows
+    only, by key: the ledger rows already decided, the orders, customers, reviews and carts, and
+    the events the guards read, as one list per order and per customer.  Each of those is a
+    temporary table filled by a statement whose only filter is the key, which DuckDB answers from
+    the key's ART index (`store.key_lookups`); as tables they also give the planner exact sizes.
+    The last statement joins them once and picks each row's guards by its step.
     """
     steps = tuple((plan, step) for plan in plans for step in plan.steps)
-    sources = Sources(order_events="oe", customer_events="ce", orders="cord")
-    compiled = [_StepSql(plan, step, schema, sources) for plan, step in steps]
+    compiled = [_StepSql(plan, step, schema) for plan, step in steps]
     fields = set().union(*(c.fields for c in compiled)) if compiled else set()
     reads = set().union(*(c.reads for c in compiled)) if compiled else set()
     kinds = {_kind(plan) for plan, _ in steps}
+    uses = {alias for alias, _ in fields}
+    pending = q(f"(SELECT occurrence FROM {TEMP}defers WHERE send_at <= {{}})", NOW)
 
-    ctes: list[Q] = []
-    fresh = _union(_fresh(i, plan, step) for i, (plan, step) in enumerate(steps))
-    ctes.append(Q("fresh AS MATERIALIZED (\n") + fresh + ")")
-    # A pending deferral is found through the ledger's `decision` index: the CTE filters on it alone.
-    ctes.append(Q("pending AS MATERIALIZED (SELECT l.flow, l.step, l.occurrence, l.customer_id, l.send_at "
-                  "FROM ledger l WHERE l.decision = 'defer')"))
-    ctes.append(q("pend AS MATERIALIZED (SELECT * FROM pending WHERE send_at <= {})", NOW))
+    statements = [
+        _table("steps", Q("SELECT * FROM (VALUES ") + _join(
+            q(f"({i}, {{}}, {{}}, {{}}, {{}}, {{}})", plan.name, step.index, plan.event, step.offset, _kind(plan))
+            for i, (plan, step) in enumerate(steps)) + ") AS st(s, flow, step, event, off, kind)"),
+        _table("fresh", _union(_fresh(i, plan, step) for i, (plan, step) in enumerate(steps))),
+        # The ledger's `decision` index finds the deferrals when the statement filters on it alone.
+        _table("defers", Q("SELECT flow, step, occurrence, customer_id, send_at FROM ledger WHERE decision = 'defer'"))]
     if _ORDER_SOURCE in kinds:
-        ctes.append(Q("pending_oe AS MATERIALIZED (SELECT x.id, x.order_id, x.event, x.occurred_at "
-                      "FROM order_events x WHERE x.id IN (SELECT occurrence FROM pend))"))
+        statements.append(_table("pending_oe", Q("SELECT id, order_id, event, occurred_at FROM order_events "
+                                                 "WHERE id IN ") + pending))
     if _CUSTOMER_SOURCE in kinds:
-        ctes.append(Q("pending_ce AS MATERIALIZED (SELECT x.id, x.customer_id, x.order_id, x.cart_id, x.event, "
-                      "x.occurred_at FROM customer_events x WHERE x.id IN (SELECT occurrence FROM pend))"))
+        statements.append(_table("pending_ce", Q("SELECT id, customer_id, order_id, cart_id, event, occurred_at "
+                                                 "FROM customer_events WHERE id IN ") + pending))
     if kinds - {_ORDER_SOURCE, _CUSTOMER_SOURCE}:
-        ctes.append(Q("pending_c AS MATERIALIZED (SELECT x.id, x.timezone, x.birthday, x.last_order_at "
-                      "FROM customers x WHERE x.id IN (SELECT customer_id FROM pend))"))
-    deferred = _union(_deferred(i, plan, step) for i, (plan, step) in enumerate(steps))
-    ctes.append(Q("deferred AS MATERIALIZED (\n") + deferred + ")")
-    ctes.append(Q("decided AS MATERIALIZED (SELECT l.key FROM ledger l WHERE l.key IN (SELECT key FROM fresh))"))
-    ctes.append(Q("due AS MATERIALIZED (SELECT * FROM fresh f WHERE NOT EXISTS "
-                  "(SELECT 1 FROM decided d WHERE d.key = f.key) UNION ALL SELECT * FROM deferred)"))
-    if kinds != {_ORDER_SOURCE}:
+        statements.append(_table("pending_c", q(
+            "SELECT id, timezone, birthday, last_order_at FROM customers WHERE id IN "
+            f"(SELECT customer_id FROM {TEMP}defers WHERE send_at <= {{}})", NOW)))
+    statements.append(_table("due", Q(
+        f"WITH decided AS MATERIALIZED (SELECT key FROM ledger WHERE key IN (SELECT key FROM {TEMP}fresh))\n"
+        f"SELECT * FROM {TEMP}fresh f WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.key = f.key)\n"
+        "  UNION ALL\n") + _union(_deferred(kind) for kind in sorted(kinds))))
+    latest = kinds != {_ORDER_SOURCE}
+    if latest:
         # A customer's occurrence that names no order reads the customer's most recent order.
-        ctes.append(Q("latest AS MATERIALIZED (SELECT customer_id, arg_max(id, placed_at) AS id FROM orders "
-                      "WHERE customer_id IN (SELECT customer_id FROM due WHERE order_id IS NULL) "
-                      "GROUP BY customer_id)"))
-        ctes.append(Q("resolved AS MATERIALIZED (SELECT d.s, d.key, d.occurrence, coalesce(d.order_id, lt.id) "
-                      "AS order_id, d.customer_id, d.cart_id, d.at FROM due d LEFT JOIN latest lt "
-                      "ON d.order_id IS NULL AND lt.customer_id = d.customer_id)"))
-    else:
-        ctes.append(Q("resolved AS MATERIALIZED (SELECT * FROM due)"))
-    ctes.append(Q(f"ord AS MATERIALIZED (SELECT {_columns('o', ORDER_COLUMNS, fields)} FROM orders "
-                  "WHERE id IN (SELECT order_id FROM resolved))"))
-    ctes.append(Q(f"cust AS MATERIALIZED (SELECT {_columns('c', ('id', *CUSTOMER_COLUMNS), fields)} "
-                  "FROM customers WHERE id IN (SELECT customer_id FROM resolved WHERE customer_id IS NOT NULL "
-                  "UNION ALL SELECT customer_id FROM ord))"))
-    if any(alias == "r" for alias, _ in fields):
-        ctes.append(Q(f"rev AS MATERIALIZED (SELECT {_columns('r', ('order_id',), fields)} FROM reviews "
-                      "WHERE order_id IN (SELECT id FROM ord))"))
-    if any(alias == "ct" for alias, _ in fields):
-        ctes.append(Q(f"crt AS MATERIALIZED (SELECT {_columns('ct', ('id',), fields)} FROM carts "
-                      "WHERE id IN (SELECT cart_id FROM resolved))"))
+        statements.append(_table("latest", Q(
+            f"SELECT customer_id, arg_max(id, placed_at) AS id FROM orders WHERE customer_id IN "
+            f"(SELECT customer_id FROM {TEMP}due WHERE order_id IS NULL) GROUP BY customer_id")))
+    statements.append(_table("ord", Q(
+        f"SELECT {_columns('o', ORDER_COLUMNS, fields)} FROM orders WHERE id IN (SELECT order_id FROM {TEMP}due"
+        + (f" UNION ALL SELECT id FROM {TEMP}latest)" if latest else ")"))))
+    order = f"coalesce(d.order_id, lt.id)" if latest else "d.order_id"
+    statements.append(_table("rows", Q(
+        f"SELECT d.s, d.key, d.occurrence, {order} AS order_id, coalesce(d.customer_id, o.customer_id) AS customer_id, "
+        "d.cart_id, d.occurred_at, d.due_at, d.customer_id IS NULL AS by_order "
+        f"FROM {TEMP}due d "
+        + (f"LEFT JOIN {TEMP}latest lt ON d.order_id IS NULL AND lt.customer_id = d.customer_id " if latest else "")
+        + f"LEFT JOIN {TEMP}ord o ON o.id = {order}")))
+    statements.append(_table("cust", Q(
+        f"SELECT {_columns('c', ('id', *CUSTOMER_COLUMNS), fields)} FROM customers "
+        f"WHERE id IN (SELECT customer_id FROM {TEMP}rows)")))
+    if "r" in uses:
+        statements.append(_table("rev", Q(f"SELECT {_columns('r', ('order_id',), fields)} FROM reviews "
+                                          f"WHERE order_id IN (SELECT order_id FROM {TEMP}rows)")))
+    if "ct" in uses:
+        statements.append(_table("crt", Q(f"SELECT {_columns('ct', ('id',), fields)} FROM carts "
+                                          f"WHERE id IN (SELECT cart_id FROM {TEMP}rows)")))
+    event = "list(struct_pack(event := e.event, ts := e.occurred_at)) AS evs"
     if "customer_orders" in reads:
-        ctes.append(Q("cord AS MATERIALIZED (SELECT id, customer_id FROM orders "
-                      "WHERE customer_id IN (SELECT id FROM cust))"))
-    if "order_events" in reads:
-        scope = "cord" if "customer_orders" in reads else "ord"
-        ctes.append(Q("oe AS MATERIALIZED (SELECT order_id, event, occurred_at FROM order_events "
-                      f"WHERE order_id IN (SELECT id FROM {scope}))"))
+        statements.append(_table("cord", Q(f"SELECT id, customer_id FROM orders "
+                                           f"WHERE customer_id IN (SELECT id FROM {TEMP}cust)")))
+    if "customer_orders" in reads:
+        statements.append(_table("oe", Q(f"SELECT order_id, event, occurred_at FROM order_events "
+                                         f"WHERE order_id IN (SELECT id FROM {TEMP}cord)")))
+        statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM {TEMP}oe e GROUP BY e.order_id")))
+    elif "order_events" in reads:
+        statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM order_events e "
+                                          f"WHERE e.order_id IN (SELECT order_id FROM {TEMP}rows) GROUP BY e.order_id")))
+    if "customer_orders" in reads:
+        statements.append(_table("coev", Q(f"SELECT o.customer_id, {event} FROM {TEMP}oe e "
+                                           f"JOIN {TEMP}cord o ON o.id = e.order_id GROUP BY o.customer_id")))
     if "customer_events" in reads:
-        ctes.append(Q("ce AS MATERIALIZED (SELECT customer_id, event, occurred_at FROM customer_events "
-                      "WHERE customer_id IN (SELECT id FROM cust))"))
-
-    whole = Q("WITH ")
-    for i, cte in enumerate(ctes):
-        whole = whole + (",\n" if i else "") + cte
-    whole = whole + "\n" + _union(c.select(i) for i, c in enumerate(compiled)) + "\nORDER BY s, due_at, key"
-    return TickQuery(whole.sql, whole.params, steps)
+        statements.append(_table("cev", Q(
+            f"SELECT e.customer_id, {event} FROM (SELECT customer_id, event, occurred_at FROM customer_events "
+            f"WHERE customer_id IN (SELECT id FROM {TEMP}cust)) e GROUP BY e.customer_id")))
+    statements.append(_final(compiled, uses, reads))
+    return TickQuery(tuple(statements), steps)
 
 
-#: Order columns every due row carries (`ship_country`, `ship_state`, `marketplace`).
-ORDER_COLUMNS = ("id", "customer_id", "country", "state", "marketplace")
+def _final(compiled: list[_StepSql], uses: set[str], reads: set[str]) -> Q:
+    """One row per due occurrence, with the guards, `unless` and exits of its own step."""
+    def by_step(part: str, otherwise: str) -> Q:
+        # Steps of one flow share their conditions: one branch each.
+        cases: dict[Q, list[int]] = {}
+        for i, c in enumerate(compiled):
+            if getattr(c, part) is not None:
+                cases.setdefault(getattr(c, part), []).append(i)
+        if not cases:
+            return Q(otherwise)
+        out = Q("CASE")
+        for sql, numbers in cases.items():
+            out = out + f" WHEN d.s IN ({', '.join(map(str, numbers))}) THEN " + sql
+        return out + f" ELSE {otherwise} END"
+
+    columns = ", ".join(f'c."{col}" AS "{col}"' for col in CUSTOMER_COLUMNS)
+    head = Q("SELECT d.s, d.key, d.occurrence, o.id AS order_id, c.id AS customer_id, d.due_at, "
+             f"o.country AS ship_country, o.state AS ship_state, o.marketplace AS marketplace, {columns},\n  ")
+    head = (head + by_step("guard", "TRUE") + " AS guard_ok,\n  " + by_step("unless", "TRUE") + " AS unless_ok,\n  "
+            + by_step("exited", "FALSE") + " AS exited\n")
+    source = (f"FROM {TEMP}rows d LEFT JOIN {TEMP}ord o ON o.id = d.order_id "
+              f"JOIN {TEMP}cust c ON c.id = d.customer_id")
+    if "r" in uses:
+        source += f" LEFT JOIN {TEMP}rev r ON r.order_id = o.id"
+    if "ct" in uses:
+        source += f" LEFT JOIN {TEMP}crt ct ON ct.id = d.cart_id"
+    if "order_events" in reads:
+        source += f" LEFT JOIN {TEMP}oev oev ON oev.order_id = o.id"
+    if "customer_orders" in reads:
+        source += f" LEFT JOIN {TEMP}coev coev ON coev.customer_id = c.id"
+    if "customer_events" in reads:
+        source += f" LEFT JOIN {TEMP}cev cev ON cev.customer_id = c.id"
+    # An order's occurrence needs its order; a customer's may have none.
+    return head + source + "\nWHERE NOT d.by_order OR o.id IS NOT NULL\nORDER BY d.s, d.due_at, d.key"
+
+
+def _table(name: str, select: Q) -> Q:
+    return Q(f"CREATE OR REPLACE TEMP TABLE {TEMP}{name} AS\n") + select
 
 
 def _columns(alias: str, always: tuple[str, ...], fields: set[tuple[str, str]]) -> str:
@@ -259,6 +316,13 @@ def _kind(plan: FlowPlan) -> str:
     return plan.event if plan.event in ("last_order", "birthday") else _CUSTOMER_SOURCE
 
 
+def _join(parts, separator: str = ", ") -> Q:
+    out = Q("")
+    for i, part in enumerate(parts):
+        out = out + (separator if i else "") + part
+    return out
+
+
 def _union(parts) -> Q:
     out = Q("")
     for i, part in enumerate(parts):
@@ -266,67 +330,77 @@ def _union(parts) -> Q:
     return out
 
 
-#: The columns of `fresh`, `deferred` and `due`, in order.
-_DUE_COLUMNS = "s, key, occurrence, order_id, customer_id, cart_id, at"
+def _head(i: int, plan: FlowPlan, step: StepPlan, x: str) -> Q:
+    """The first columns of a due row: step number, ledger key, occurrence id."""
+    return q(f"SELECT {i} AS s, concat({{}}, ':', {{}}, ':', {x}.id) AS key, {x}.id AS occurrence, ",
+             plan.name, step.index)
+
+
+def _times(x: str, step: StepPlan) -> Q:
+    return q(f"{x}.occurred_at, {x}.occurred_at + to_seconds({{}}) AS due_at", step.offset)
 
 
 def _fresh(i: int, plan: FlowPlan, step: StepPlan) -> Q:
     """The step's occurrences whose due time is in (since, now]: a range on the trigger's time."""
     low, high = q("{} - to_seconds({})", SINCE, step.offset), q("{} - to_seconds({})", NOW, step.offset)
+    window = q(" AND x.occurred_at > {} AND x.occurred_at <= {}", low, high)
     kind = _kind(plan)
     if kind == _ORDER_SOURCE:
-        return q("SELECT {} AS s, concat({}, ':', {}, ':', x.id) AS key, x.id AS occurrence, x.order_id, "
-                 "NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id, x.occurred_at AS at "
-                 "FROM order_events x WHERE x.event = {} AND x.occurred_at > {} AND x.occurred_at <= {}",
-                 i, plan.name, step.index, plan.event, low, high)
+        return (_head(i, plan, step, "x") + "x.order_id, NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id, "
+                + _times("x", step) + q(" FROM order_events x WHERE x.event = {}", plan.event) + window)
     if kind == _CUSTOMER_SOURCE:
-        return q("SELECT {} AS s, concat({}, ':', {}, ':', x.id) AS key, x.id AS occurrence, x.order_id, "
-                 "x.customer_id, x.cart_id, x.occurred_at AS at "
-                 "FROM customer_events x WHERE x.event = {} AND x.occurred_at > {} AND x.occurred_at <= {}",
-                 i, plan.name, step.index, plan.event, low, high)
+        return (_head(i, plan, step, "x") + "x.order_id, x.customer_id, x.cart_id, " + _times("x", step)
+                + q(" FROM customer_events x WHERE x.event = {}", plan.event) + window)
+    low_day, high_day = q("CAST(timezone('UTC', {}) AS DATE) - 1", low), q("CAST(timezone('UTC', {}) AS DATE) + 1", high)
     if kind == "last_order":
-        rows = q("SELECT * FROM customers WHERE last_order_at > {} AND last_order_at <= {}", low, high)
+        people = q("SELECT id, last_order_at FROM customers WHERE last_order_at > {} AND last_order_at <= {}", low, high)
     else:
-        # Birthdays whose month and day fall in the window's dates (two days either side, for time
-        # zones); 29 February always qualifies, as it falls on 1 March in other years.
-        rows = q("SELECT * FROM customers WHERE birthday IS NOT NULL AND (month(birthday) * 100 + day(birthday) "
-                 "= 229 OR month(birthday) * 100 + day(birthday) IN (SELECT month(d) * 100 + day(d) FROM "
-                 "(SELECT CAST(timezone('UTC', {}) AS DATE) - 2 + CAST(r AS INTEGER) AS d "
-                 "FROM range(0, least(370, date_diff('day', CAST(timezone('UTC', {}) AS DATE), "
-                 "CAST(timezone('UTC', {}) AS DATE)) + 5)) t(r))))", low, low, high)
-    return (q("SELECT {} AS s, concat({}, ':', {}, ':', p.id) AS key, p.id AS occurrence, NULL::VARCHAR AS order_id, "
-              "p.customer_id, NULL::VARCHAR AS cart_id, p.occurred_at AS at FROM ", i, plan.name, step.index)
-            + _profile_occurrences(kind, rows, low, high) + q(" p WHERE p.occurred_at > {} AND p.occurred_at <= {}",
-                                                               low, high))
+        # Local midnight falls within a day of the UTC date: birthdays on those days (29 February
+        # always, as it falls on 1 March in other years) are the only candidates.  The bounds
+        # are constants, so the condition narrows the scan of `birthday` itself.
+        day = "(month(birthday) * 100 + day(birthday))"
+        low_md, high_md = (q("(month({}) * 100 + day({}))", d, d) for d in (low_day, high_day))
+        people = (q(f"SELECT id, timezone, birthday FROM customers WHERE {day} = 229 OR CASE "
+                    "WHEN date_diff('day', {}, {}) >= 365 THEN TRUE ", low_day, high_day)
+                  + q(f"WHEN {{}} <= {{}} THEN {day} BETWEEN {{}} AND {{}} ", low_md, high_md, low_md, high_md)
+                  + q(f"ELSE {day} >= {{}} OR {day} <= {{}} END", low_md, high_md))
+    return (_head(i, plan, step, "x") + "NULL::VARCHAR AS order_id, x.customer_id, NULL::VARCHAR AS cart_id, "
+            + _times("x", step) + " FROM " + _profile_occurrences(kind, people, low_day, high_day) + " x WHERE TRUE"
+            + window)
 
 
-def _deferred(i: int, plan: FlowPlan, step: StepPlan) -> Q:
-    """The step's occurrences the ledger deferred to a time now past (found by their id)."""
-    mine = q("(SELECT occurrence FROM pend WHERE flow = {} AND step = {})", plan.name, step.index)
-    kind = _kind(plan)
-    head = q("SELECT {} AS s, concat({}, ':', {}, ':', x.id) AS key, x.id AS occurrence, ", i, plan.name, step.index)
+def _deferred(kind: str) -> Q:
+    """The occurrences of one kind the ledger deferred to a time now past (found by their id)."""
+    steps = (f"FROM {TEMP}defers p JOIN {TEMP}steps st ON st.flow = p.flow AND st.step = p.step "
+             "AND st.kind = ")
+    head = ("SELECT st.s, concat(st.flow, ':', st.step, ':', x.id) AS key, x.id AS occurrence, ")
+    times = "x.occurred_at, x.occurred_at + to_seconds(st.off) AS due_at "
     if kind == _ORDER_SOURCE:
-        return head + q("x.order_id, NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id, x.occurred_at AS at "
-                        "FROM pending_oe x WHERE x.event = {} AND x.id IN ", plan.event) + mine
+        return q(head + "x.order_id, NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id, " + times + steps
+                 + f"{{}} JOIN {TEMP}pending_oe x ON x.id = p.occurrence AND x.event = st.event "
+                 "WHERE p.send_at <= {}", kind, NOW)
     if kind == _CUSTOMER_SOURCE:
-        return head + q("x.order_id, x.customer_id, x.cart_id, x.occurred_at AS at "
-                        "FROM pending_ce x WHERE x.event = {} AND x.id IN ", plan.event) + mine
-    low = q("{} - to_seconds({})", NOW, 400 * 86_400)  # deferrals never outlive a year
-    return head + (Q("NULL::VARCHAR AS order_id, x.customer_id, NULL::VARCHAR AS cart_id, x.occurred_at AS at FROM ")
-                   + _profile_occurrences(kind, Q("SELECT * FROM pending_c"), low, q("{}", NOW))
-                   + Q(" x WHERE x.id IN ") + mine)
+        return q(head + "x.order_id, x.customer_id, x.cart_id, " + times + steps
+                 + f"{{}} JOIN {TEMP}pending_ce x ON x.id = p.occurrence AND x.event = st.event "
+                 "WHERE p.send_at <= {}", kind, NOW)
+    # A deferral never outlives a year: its birthday is this year's or last year's.
+    low_day = q("CAST(timezone('UTC', {}) AS DATE) - 400", NOW)
+    high_day = q("CAST(timezone('UTC', {}) AS DATE) + 1", NOW)
+    people = Q(f"SELECT * FROM {TEMP}pending_c")
+    return (Q(head + "NULL::VARCHAR AS order_id, x.customer_id, NULL::VARCHAR AS cart_id, " + times + steps)
+            + q("{} JOIN ", kind) + _profile_occurrences(kind, people, low_day, high_day)
+            + q(" x ON x.id = p.occurrence WHERE p.send_at <= {}", NOW))
 
 
-def _profile_occurrences(kind: str, customers: Q, low: Q, high: Q) -> Q:
-    """Occurrences derived from customer profiles (`id`, `customer_id`, `occurred_at`), for the
-    customers `customers` selects and, for birthdays, the years from `low` to `high`."""
+def _profile_occurrences(kind: str, people: Q, low_day: Q, high_day: Q) -> Q:
+    """Occurrences derived from customer profiles (`id`, `customer_id`, `occurred_at`) for the
+    customers `people` selects; birthdays for the years from `low_day` to `high_day`."""
     if kind == "last_order":
-        return Q("(SELECT concat('last_order:', id, ':', epoch(last_order_at)) AS id, id AS customer_id, "
-                 "last_order_at AS occurred_at FROM (") + customers + Q(") WHERE last_order_at IS NOT NULL)")
+        return (Q("(SELECT concat('last_order:', id, ':', epoch(last_order_at)) AS id, id AS customer_id, "
+                  "last_order_at AS occurred_at FROM (") + people + ") WHERE last_order_at IS NOT NULL)")
     return (Q("(SELECT concat('birthday:', id, ':', y) AS id, id AS customer_id, ") + BIRTHDAY_MIDNIGHT
-            + Q(" AS occurred_at FROM (") + customers + q(
-                ") pc, range(year(timezone('UTC', {})) - 1, year(timezone('UTC', {})) + 2) AS years(y) "
-                "WHERE birthday IS NOT NULL)", low, high))
+            + q(" AS occurred_at FROM (SELECT id, timezone, birthday, unnest(range(year({}), year({}) + 1)) AS y "
+                "FROM (", low_day, high_day) + people + ") pc WHERE birthday IS NOT NULL))")
 
 
 #: Local midnight of the birthday in year `y` (29 February falls on 1 March in other years).
@@ -337,15 +411,14 @@ BIRTHDAY_MIDNIGHT = Q(
 
 
 class _StepSql:
-    """One step's branch of the final select: its row from the due relations, guards evaluated."""
+    """One step's guards, `unless` and exits, compiled to read the tick's per-row event lists."""
 
-    def __init__(self, plan: FlowPlan, step: StepPlan, schema: Schema, sources: Sources) -> None:
-        self.plan, self.step = plan, step
+    def __init__(self, plan: FlowPlan, step: StepPlan, schema: Schema) -> None:
         self.fields: set[tuple[str, str]] = set()
         self.reads: set[str] = set()
 
         def compiled(e, after=None) -> Q:
-            c = ExprCompiler(schema, after, sources)
+            c = ExprCompiler(schema, after, _LISTS)
             sql = c.compile(e)
             self.fields |= c.fields
             self.reads |= c.reads
@@ -358,27 +431,10 @@ class _StepSql:
                 out = part if out is None else out + joiner + part
             return None if out is None else Q("(") + out + ")"
 
-        self.guard = joined(plan.guards, " AND ") or Q("TRUE")
-        self.exited = joined(plan.exits, " OR ", "d.at") or Q("FALSE")
-        self.unless = (q("NOT coalesce({}, FALSE)", compiled(plan.unless, "d.at"))
-                       if plan.unless is not None else Q("TRUE"))
-
-    def select(self, i: int) -> Q:
-        columns = ", ".join(f'c."{col}" AS "{col}"' for col in CUSTOMER_COLUMNS)
-        head = q("SELECT {} AS s, d.key, d.occurrence, o.id AS order_id, c.id AS customer_id, "
-                 "d.at + to_seconds({}) AS due_at, o.country AS ship_country, o.state AS ship_state, "
-                 "o.marketplace AS marketplace, " + columns + ",\n    {} AS guard_ok, {} AS unless_ok, {} AS exited\n  ",
-                 i, self.step.offset, self.guard, self.unless, self.exited)
-        if self.plan.subject == "order":
-            source = "FROM resolved d JOIN ord o ON o.id = d.order_id JOIN cust c ON c.id = o.customer_id"
-        else:
-            source = "FROM resolved d JOIN cust c ON c.id = d.customer_id LEFT JOIN ord o ON o.id = d.order_id"
-        if any(alias == "r" for alias, _ in self.fields):
-            source += " LEFT JOIN rev r ON r.order_id = o.id"
-        if any(alias == "ct" for alias, _ in self.fields):
-            source += " LEFT JOIN crt ct ON ct.id = d.cart_id" if self.plan.subject != "order" else \
-                " LEFT JOIN crt ct ON FALSE"
-        return head + source + q(" WHERE d.s = {}", i)
+        self.guard = joined(plan.guards, " AND ")
+        self.exited = joined(plan.exits, " OR ", "d.occurred_at")
+        self.unless = (q("NOT coalesce({}, FALSE)", compiled(plan.unless, "d.occurred_at"))
+                       if plan.unless is not None else None)
 
 
 def _events(plan: FlowPlan) -> Q:

@@ -8,9 +8,10 @@ Aliases in the due query: `o` the order, `c` the customer, `r` the order's revie
 of a cart event.  A bare event name is true when that event happened to the triggering order
 (order events) or customer (customer events) at or before now.
 
-Event lookups read the events tables by default; the tick query points them at small relations
-holding only the due orders' and customers' events (`Sources`).  The compiler records what an
-expression reads (`fields`, `reads`), so that query fetches only that.
+Event lookups read the events tables by default.  The tick instead hands the compiler, per due
+row, lists of the order's and the customer's events (`Sources.lists`), and a lookup becomes a
+filter over a short list.  The compiler records what an expression reads (`fields`, `reads`), so
+the tick fetches only that.
 """
 
 from __future__ import annotations
@@ -31,12 +32,18 @@ class Unsupported(Exception):
 
 @attrs.frozen
 class Sources:
-    """The relations event lookups read: whole tables, or the tick query's subsets of them."""
+    """Where event lookups read: the events tables, or (`lists`) per-row lists of events.
+
+    A list holds structs `{event, ts}`; `order_events` is then the SQL for the list of the order's
+    events, `customer_events` for the customer's, and `orders` for the events of all the
+    customer's orders (what `count()` of an order event counts).
+    """
 
     order_events: str = "order_events"
     customer_events: str = "customer_events"
-    #: The orders a `count()` of order events looks through, by `customer_id`.
+    #: The orders a `count()` of order events looks through, by `customer_id` (tables only).
     orders: str = "orders"
+    lists: bool = False
 
 
 TABLES = Sources()
@@ -111,13 +118,23 @@ class ExprCompiler:
     def _event_exists(self, event: str, within: ast.DurationLit | None) -> str:
         # Parameters are appended in the order their `?` appear: build the text left to right.
         table, key, owner = self._event_source(event)
-        sql = f"EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = {owner} AND x.event = {self.param(event)}"
-        sql += f" AND x.occurred_at <= {self.now()}"
+        if self.sources.lists:
+            return f"({self._event_count(table, event, within, 'x.ts', self.after)} > 0)"
+        sql = f"EXISTS (SELECT 1 FROM {table} x WHERE x.{key} = {owner} AND "
+        return sql + self._event_filter(event, within, "x.occurred_at", self.after) + ")"
+
+    def _event_filter(self, event: str, within, at: str, after: str | None) -> str:
+        """The event is `event`, happened at or before now (within the duration), after `after`."""
+        sql = f"x.event = {self.param(event)} AND {at} <= {self.now()}"
         if within is not None:
-            sql += f" AND x.occurred_at > {self.now()} - to_seconds({self.param(within.seconds)})"
-        if self.after is not None:
-            sql += f" AND x.occurred_at > {self.after}"
-        return sql + ")"
+            sql += f" AND {at} > {self.now()} - to_seconds({self.param(within.seconds)})"
+        if after is not None:
+            sql += f" AND {at} > {after}"
+        return sql
+
+    def _event_count(self, events: str, event: str, within, at: str, after: str | None) -> str:
+        """How many of a list's events pass `_event_filter` (0 for no list)."""
+        return f"coalesce(len(list_filter({events}, lambda x: {self._event_filter(event, within, at, after)})), 0)"
 
     def _event_source(self, event: str) -> tuple[str, str, str]:
         subject = self.schema.events[event].subject.value
@@ -181,14 +198,14 @@ class ExprCompiler:
         # count() counts the customer's events across all their orders, as SPEC.md says.
         if key == "order_id":
             self.reads.add("customer_orders")
+            if self.sources.lists:
+                return self._event_count(self.sources.orders, event, within, "x.ts", None)
             scope = f"x.order_id IN (SELECT id FROM {self.sources.orders} WHERE customer_id = c.id)"
+        elif self.sources.lists:
+            return self._event_count(table, event, within, "x.ts", None)
         else:
             scope = f"x.{key} = {owner}"
-        sql = f"(SELECT count(*) FROM {table} x WHERE {scope} AND x.event = {self.param(event)}"
-        sql += f" AND x.occurred_at <= {self.now()}"
-        if within is not None:
-            sql += f" AND x.occurred_at > {self.now()} - to_seconds({self.param(within.seconds)})"
-        return sql + ")"
+        return f"(SELECT count(*) FROM {table} x WHERE {scope} AND {self._event_filter(event, within, 'x.occurred_at', None)})"
 
     def _Arith(self, e: ast.Arith) -> str:
         return f"({self.compile(e.left)} {e.op} {self.compile(e.right)})"

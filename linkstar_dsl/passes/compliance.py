@@ -38,6 +38,8 @@ class Obligation:
     cite: str
     #: The market whose policy imposes it (only its buyers are bound), or None for every buyer.
     market: str | None = None
+    #: The platform whose policy imposes it (only its orders are bound), or None.
+    platform: str | None = None
 
 
 @attrs.frozen
@@ -151,15 +153,18 @@ class _FlowCheck:
         """
         schema = self.env.schema
         missing: list[tuple[str, str]] = []  # (what, the guard that would exclude it)
+        tests: list[str] = []  # what the runtime checks: `event:NAME` or `FIELD=VALUE`
         for what in names:
             if what in schema.events:
                 if not _excludes_event(self.flow, what):
                     missing.append((f"`{what}`", f"not {what}"))
+                    tests.append(f"event:{what}")
                 continue
             for enum in schema.enum_of_value(what):
                 field = _field_of_enum(schema, enum.name.value)
                 if field is not None and what in reachable_values(self.flow, schema, field, enum.name.value):
                     missing.append((f"`{field} == {what}`", f"{field} != {what}"))
+                    tests.append(f"{field}={what}")
                     break
         if not missing:
             return
@@ -170,8 +175,11 @@ class _FlowCheck:
                         purpose=self.reach.purpose, what=described,
                         help=(f"add `{fix}` (re-checked right before every send)",))
         else:
-            self.obligations.append(Obligation("excludes", tuple(names), (), _subject(policy),
-                                               rule.cite.value if rule.cite else ""))
+            matched = _scope_channels(rule.scope, self.reach) or ()
+            self.obligations.append(Obligation("excludes", tuple(tests), tuple(c.value for c in matched),
+                                               _subject(policy), rule.cite.value if rule.cite else "",
+                                               _market(policy),
+                                               policy.subject.value if policy.kind == "platform" else None))
             self.report("excluded-at-send", self.reach.purpose_node.span, policy, rule,
                         purpose=self.reach.purpose, what=described[0].upper() + described[1:],
                         subject=_subject(policy), help=(f"to say so in the flow, add `{fix}`",))

@@ -25,11 +25,15 @@ def decide_tick(con, due_set: DueSet, since: datetime, now: datetime,
     recipients = fetch(con, {row["customer_id"] for _, _, row in due}, now)
     paused = paused or Paused()
     previous = _previous_steps(con, due)
+    exclusions = _exclusions(con, due, now)
     made = []
     for plan, step, row in due:
         filled = recipients.fill(row, plan, now)
         if step.index > 0:
             filled["previous_step"] = previous.get(_previous_key(plan, step, row), ("none", "not decided yet", None))
+        held = exclusions.get((plan.name, row.get("order_id")))
+        if held:
+            filled["exclusions"] = held
         if paused.flows or paused.channels:
             filled["paused_flow"] = paused.flows.get(plan.name)
             filled["paused_channels"] = paused.channels
@@ -39,6 +43,53 @@ def decide_tick(con, due_set: DueSet, since: datetime, now: datetime,
         previous[decision.key] = (decision.decision, decision.reason, decision.send_at)
         made.append((plan, step, filled, decision))
     return made
+
+
+def _exclusions(con, due, now: datetime) -> dict[tuple[str, str], list[tuple[tuple[str, ...], str]]]:
+    """(flow, order) → the policy exclusions that hold for that order: (channels, the policy's reason).
+
+    Only exclusions the checker could not prove the flow's own guards make (`excluded-at-send`)
+    are here, and only for orders on the policy's platform.
+    """
+    wanted = [(plan, row) for plan, _, row in due if row.get("order_id")
+              and any(ob.requirement == "excludes" for ob in plan.obligations)]
+    if not wanted:
+        return {}
+    orders = sorted({row["order_id"] for _, row in wanted})
+    fields = sorted({test.split("=", 1)[0].split(".", 1)[1] for plan, _ in wanted for ob in plan.obligations
+                     if ob.requirement == "excludes" for test in ob.args if test.startswith("order.")})
+    events = sorted({test.split(":", 1)[1] for plan, _ in wanted for ob in plan.obligations
+                     if ob.requirement == "excludes" for test in ob.args if test.startswith("event:")})
+    values: dict[str, dict] = {}
+    if fields:
+        # The field names come from the checked schema, never from data; quoted all the same.
+        columns = ", ".join('"' + f.replace('"', '""') + '"' for f in fields)
+        for row in con.execute(f"SELECT id, {columns} FROM orders WHERE id IN {ID_LIST}", [id_list(orders)]).fetchall():
+            values[row[0]] = dict(zip(fields, (str(v) if v is not None else None for v in row[1:])))
+    happened: dict[str, set] = {}
+    if events:
+        for order_id, event in con.execute(
+                f"SELECT DISTINCT order_id, event FROM order_events WHERE order_id IN {ID_LIST} "
+                f"AND event IN {ID_LIST} AND occurred_at <= ?", [id_list(orders), id_list(events), now]).fetchall():
+            happened.setdefault(order_id, set()).add(event)
+    found: dict[tuple[str, str], list] = {}
+    for plan, row in wanted:
+        order_id = row["order_id"]
+        for ob in plan.obligations:
+            if ob.requirement != "excludes" or (ob.platform is not None and row.get("marketplace") != ob.platform):
+                continue
+            for test in ob.args:
+                if test.startswith("event:"):
+                    hit = test[6:] in happened.get(order_id, ())
+                else:
+                    field, _, value = test.partition("=")
+                    hit = values.get(order_id, {}).get(field.split(".", 1)[1]) == value
+                if hit:
+                    what = test[6:] if test.startswith("event:") else test.replace("=", " == ")
+                    found.setdefault((plan.name, order_id), []).append(
+                        (ob.channels, f"{what}: {ob.cite or ob.policy}"))
+                    break
+    return found
 
 
 def _previous_key(plan, step, row) -> str:

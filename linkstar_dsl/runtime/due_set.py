@@ -1,10 +1,10 @@
-"""What is due in one tick: every step of every flow, selected by one statement over (since, now].
+"""What is due in one tick: every step of every flow, over (since, now].
 
-`DueSet` compiles the tick statement once (`compiler.due.build_tick`); `rows(con, since, now)`
-returns the due occurrences in plan and step order, each with what the statement computed (keys,
-guards, the recipient's columns).  Simulation and `linkstar run` both call it, so they see the
-same due set.  The statement takes its values from one SQL variable, set with a single parameter
-per tick.
+`DueSet` compiles the tick once (`compiler.due.build_tick`: a few statements over temporary
+tables); `rows(con, since, now)` runs it and returns the due occurrences in plan and step order,
+each with what it computed (keys, guards, the recipient's columns).  Simulation and `linkstar run`
+both call it, so they see the same due set.  The statements take their values from one SQL
+variable, set with a single parameter per tick.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ class DueSet:
         self.plans = list(plans)
         tick = build_tick(self.plans, schema)
         self.steps = tick.steps
-        self.sql, self.slots = by_variable(tick.sql, tick.params)
-        #: (flow, step index) → the step's position in the statement's `s` column.
+        texts, self.slots = by_variable(tick.statements)
+        self.sql = ";\n".join(texts)
+        #: (flow, step index) → the step's number in the statements' `s` column.
         self.queries = {(plan.name, step.index): i for i, (plan, step) in enumerate(self.steps)}
 
     def rows(self, con, since: datetime, now: datetime) -> list[tuple[FlowPlan, StepPlan, dict]]:
