@@ -402,3 +402,34 @@ def test_the_runner_decides_exactly_what_the_simulation_predicts(tmp_path):
     assert outline(ran) == outline(simulated)
     reasons = {d.reason for d in ran}
     assert {"sent", "guard", "window", "no-channel"} <= reasons
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(minutes=st.lists(st.integers(min_value=-180, max_value=60 * 30), min_size=1, max_size=6),
+       replays=st.integers(min_value=1, max_value=3))
+def test_property_replaying_any_clock_sequence_sends_nothing_new(tmp_path_factory, minutes, replays):
+    """Whatever clock times a runner is driven through, driving it through them again sends nothing."""
+    folder = tmp_path_factory.mktemp("replay")
+    con = make_store(folder / "s.duckdb", n=3)
+    program = compile_text(THANKS)
+    clocks = [DUE + timedelta(minutes=m) for m in minutes]
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            counts = []
+            for round_ in range(1 + replays):
+                settings_ = EngineSettings(runner=f"r{round_}", lookback=timedelta(days=3))
+                async with Engine(program, con, channels=servers.config(), environ=servers.environ(),
+                                  render_settings=SETTINGS, settings=settings_) as engine:
+                    for now in clocks:
+                        await engine.tick(now)
+                counts.append(len(servers.line.deliveries) + len(servers.smtp.messages))
+            return counts
+
+    counts = run(scenario())
+    assert counts == [counts[0]] * len(counts)  # the replays added nothing
+    assert counts[0] <= 3  # and no message went out twice in the first run either
+    con.close()
