@@ -78,12 +78,16 @@ def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: st
     end = DEFAULT_START + timedelta(days=DEFAULT_DAYS)
     start = end - WEEK
     t0 = time.perf_counter()
-    decisions, completions, received = asyncio.run(_run_week(examples, db, start, end, timedelta(hours=step_hours)))
+    with _progress_bar(int(WEEK / timedelta(hours=step_hours))) as advance:
+        decisions, completions, received = asyncio.run(
+            _run_week(examples, db, start, end, timedelta(hours=step_hours), advance))
     sent = [c for c in completions if c.status == "sent"]
     _say(f"3. Ran {start:%Y-%m-%d} to {end:%Y-%m-%d} through the runner (clock step {step_hours}h, every gate, "
          f"templates rendered, sent over HTTP and SMTP to local provider servers) in "
          f"{time.perf_counter() - t0:.1f} s: {len(decisions):,} decisions, {len(sent):,} messages sent\n")
     _say(_per_flow(decisions))
+    per_day = Counter(d.send_at.strftime("%m-%d") for d in decisions if d.decision == "send" and d.send_at)
+    _say("   sends per day (UTC): " + ", ".join(f"{day} {n:,}" for day, n in sorted(per_day.items())))
     sends = Counter(c.channel for c in sent)
     _say("   sends by channel: " + ", ".join(f"{c} {n:,}" for c, n in sends.most_common()))
     held = Counter(f"{d.decision} ({d.reason})" for d in decisions if d.decision != "send")
@@ -119,7 +123,29 @@ def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: st
     return 0
 
 
-async def _run_week(examples, db: str, start, end, step):
+def _progress_bar(total: int):
+    """A context giving `advance()`: a progress bar on a terminal, nothing when piped or NO_COLOR is set."""
+    import contextlib
+    import os
+
+    if not sys.stderr.isatty() or os.environ.get("NO_COLOR"):
+        return contextlib.nullcontext(lambda: None)
+
+    @contextlib.contextmanager
+    def bar():
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("   running the week"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("week", total=total)
+            yield lambda: progress.advance(task)
+
+    return bar()
+
+
+async def _run_week(examples, db: str, start, end, step, advance=lambda: None):
     """Tick the runner from `start` to `end` against the local provider servers."""
     from .providers.servers import ProviderServers
     from .runtime.engine import Engine, EngineSettings
@@ -139,6 +165,7 @@ async def _run_week(examples, db: str, start, end, step):
                 report = await engine.tick(now)
                 decisions += report.decisions
                 completions += report.completions
+                advance()
                 now += step
         return decisions, completions, servers.report()
 
@@ -158,7 +185,8 @@ def _per_flow(decisions) -> str:
     lines = [f"   {'flow':<{width}}  {'send':>6}  {'defer':>6}  {'skip':>6}  held back by"]
     for flow in sorted(table):
         c = table[flow]
-        why = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(c.items(), key=lambda kv: -kv[1]) if ":" in k)
+        why = ", ".join(f"{k.split(':', 1)[1]} {v:,}" + (" (later)" if k.startswith("defer:") else "")
+                        for k, v in sorted(c.items(), key=lambda kv: -kv[1]) if ":" in k)
         lines.append(f"   {flow:<{width}}  {c['send']:>6,}  {c['defer']:>6,}  {c['skip']:>6,}  {why}")
     return "\n".join(lines)
 

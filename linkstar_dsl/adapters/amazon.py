@@ -14,8 +14,9 @@ order; it is not an error of the buyer).
 Amazon keeps no idempotency key.  When an attempt may have gone through (no complete answer, or a
 5xx), its key is remembered; if the order no longer offers the action on the retry, Amazon took
 the first attempt and that counts as sent.  A solicitation can be repeated safely (Amazon refuses
-a second one), but a message may reach the buyer twice, so a posted message whose answer is lost
-is classified as `message_unconfirmed` (`RETRY?` in the description) and not resent at once.
+a second one), but a message may reach the buyer twice: a posted message whose answer is lost is
+`message_unconfirmed` (`RETRY?` in the description), and the provider is not `repeat_safe`, so it
+is not resent at once.
 """
 
 from __future__ import annotations

@@ -236,30 +236,39 @@ def build_tick(plans, schema: Schema) -> TickQuery:
     statements.append(_table("cust", Q(
         f"SELECT {_columns('c', ('id', *CUSTOMER_COLUMNS), fields)} FROM customers "
         f"WHERE id IN (SELECT customer_id FROM {TEMP}rows)")))
+
+    def rows_of(needs) -> str:
+        """The due rows of the steps whose conditions read something (`needs(step)`)."""
+        numbers = [str(i) for i, c in enumerate(compiled) if needs(c)]
+        return f"{TEMP}rows WHERE s IN ({', '.join(numbers)})"
+
     if "r" in uses:
-        statements.append(_table("rev", Q(f"SELECT {_columns('r', ('order_id',), fields)} FROM reviews "
-                                          f"WHERE order_id IN (SELECT order_id FROM {TEMP}rows)")))
+        statements.append(_table("rev", Q(
+            f"SELECT {_columns('r', ('order_id',), fields)} FROM reviews WHERE order_id IN "
+            f"(SELECT order_id FROM {rows_of(lambda c: 'r' in c.uses)})")))
     if "ct" in uses:
-        statements.append(_table("crt", Q(f"SELECT {_columns('ct', ('id',), fields)} FROM carts "
-                                          f"WHERE id IN (SELECT cart_id FROM {TEMP}rows)")))
+        statements.append(_table("crt", Q(
+            f"SELECT {_columns('ct', ('id',), fields)} FROM carts WHERE id IN "
+            f"(SELECT cart_id FROM {rows_of(lambda c: 'ct' in c.uses)})")))
     event = "list(struct_pack(event := e.event, ts := e.occurred_at)) AS evs"
+    orders_read = f"SELECT order_id FROM {rows_of(lambda c: 'order_events' in c.reads)}"
     if "customer_orders" in reads:
-        statements.append(_table("cord", Q(f"SELECT id, customer_id FROM orders "
-                                           f"WHERE customer_id IN (SELECT id FROM {TEMP}cust)")))
-    if "customer_orders" in reads:
-        statements.append(_table("oe", Q(f"SELECT order_id, event, occurred_at FROM order_events "
-                                         f"WHERE order_id IN (SELECT id FROM {TEMP}cord)")))
+        statements.append(_table("cord", Q(
+            f"SELECT id, customer_id FROM orders WHERE customer_id IN "
+            f"(SELECT customer_id FROM {rows_of(lambda c: 'customer_orders' in c.reads)})")))
+        statements.append(_table("oe", Q(
+            f"SELECT order_id, event, occurred_at FROM order_events WHERE order_id IN "
+            f"(SELECT id FROM {TEMP}cord UNION ALL {orders_read})")))
         statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM {TEMP}oe e GROUP BY e.order_id")))
-    elif "order_events" in reads:
-        statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM order_events e "
-                                          f"WHERE e.order_id IN (SELECT order_id FROM {TEMP}rows) GROUP BY e.order_id")))
-    if "customer_orders" in reads:
         statements.append(_table("coev", Q(f"SELECT o.customer_id, {event} FROM {TEMP}oe e "
                                            f"JOIN {TEMP}cord o ON o.id = e.order_id GROUP BY o.customer_id")))
+    elif "order_events" in reads:
+        statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM order_events e "
+                                          f"WHERE e.order_id IN ({orders_read}) GROUP BY e.order_id")))
     if "customer_events" in reads:
         statements.append(_table("cev", Q(
-            f"SELECT e.customer_id, {event} FROM (SELECT customer_id, event, occurred_at FROM customer_events "
-            f"WHERE customer_id IN (SELECT id FROM {TEMP}cust)) e GROUP BY e.customer_id")))
+            f"SELECT e.customer_id, {event} FROM customer_events e WHERE e.customer_id IN "
+            f"(SELECT customer_id FROM {rows_of(lambda c: 'customer_events' in c.reads)}) GROUP BY e.customer_id")))
     statements.append(_final(compiled, uses, reads))
     return TickQuery(tuple(statements), steps)
 
@@ -355,15 +364,7 @@ def _fresh(i: int, plan: FlowPlan, step: StepPlan) -> Q:
     if kind == "last_order":
         people = q("SELECT id, last_order_at FROM customers WHERE last_order_at > {} AND last_order_at <= {}", low, high)
     else:
-        # Local midnight falls within a day of the UTC date: birthdays on those days (29 February
-        # always, as it falls on 1 March in other years) are the only candidates.  The bounds
-        # are constants, so the condition narrows the scan of `birthday` itself.
-        day = "(month(birthday) * 100 + day(birthday))"
-        low_md, high_md = (q("(month({}) * 100 + day({}))", d, d) for d in (low_day, high_day))
-        people = (q(f"SELECT id, timezone, birthday FROM customers WHERE {day} = 229 OR CASE "
-                    "WHEN date_diff('day', {}, {}) >= 365 THEN TRUE ", low_day, high_day)
-                  + q(f"WHEN {{}} <= {{}} THEN {day} BETWEEN {{}} AND {{}} ", low_md, high_md, low_md, high_md)
-                  + q(f"ELSE {day} >= {{}} OR {day} <= {{}} END", low_md, high_md))
+        people = _birthdays_between(low_day, high_day)
     return (_head(i, plan, step, "x") + "NULL::VARCHAR AS order_id, x.customer_id, NULL::VARCHAR AS cart_id, "
             + _times("x", step) + " FROM " + _profile_occurrences(kind, people, low_day, high_day) + " x WHERE TRUE"
             + window)
@@ -392,22 +393,49 @@ def _deferred(kind: str) -> Q:
             + q(" x ON x.id = p.occurrence WHERE p.send_at <= {}", NOW))
 
 
+def _birthdays_between(low_day: Q, high_day: Q) -> Q:
+    """The customers whose birthday falls on a day from `low_day` to `high_day` (any year).
+
+    Local midnight is within a day of the UTC date, so a window's birthdays are on these days;
+    29 February also counts for 1 March.  The candidates are matched as exact dates, one per
+    birth year from 1900 (a hash lookup per customer, cheaper than taking dates apart); the rare
+    earlier birthday is found by month and day, where the column's zone maps skip all else.
+    """
+    day = "(month(birthday) * 100 + day(birthday))"
+    days = q("SELECT CAST({} + CAST(r AS INTEGER) AS DATE) AS d FROM range(0, least(370, date_diff('day', {}, {}) + 1)) t(r)",
+             low_day, low_day, high_day)
+    dates = (Q("SELECT CASE WHEN month(d) = 2 AND day(d) = 29 AND NOT (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0)) "
+               "THEN NULL ELSE make_date(CAST(y AS INTEGER), month(d), day(d)) END FROM (") + days
+             + q(") ds, range(1900, year({}) + 1) ys(y) UNION ALL "
+                 "SELECT make_date(CAST(y AS INTEGER), 2, 29) FROM (", high_day) + days
+             + q(") ds, range(1904, year({}) + 1, 4) ys(y) WHERE month(d) = 3 AND day(d) = 1", high_day))
+    return (Q("SELECT id, timezone, birthday FROM customers WHERE birthday IN (") + dates + ")"
+            + Q(" UNION ALL SELECT id, timezone, birthday FROM customers WHERE birthday < DATE '1900-01-01' AND (")
+            + f"{day} = 229 OR {day} IN (SELECT month(d) * 100 + day(d) FROM (" + days + ")))")
+
+
 def _profile_occurrences(kind: str, people: Q, low_day: Q, high_day: Q) -> Q:
     """Occurrences derived from customer profiles (`id`, `customer_id`, `occurred_at`) for the
     customers `people` selects; birthdays for the years from `low_day` to `high_day`."""
     if kind == "last_order":
         return (Q("(SELECT concat('last_order:', id, ':', epoch(last_order_at)) AS id, id AS customer_id, "
                   "last_order_at AS occurred_at FROM (") + people + ") WHERE last_order_at IS NOT NULL)")
-    return (Q("(SELECT concat('birthday:', id, ':', y) AS id, id AS customer_id, ") + BIRTHDAY_MIDNIGHT
-            + q(" AS occurred_at FROM (SELECT id, timezone, birthday, unnest(range(year({}), year({}) + 1)) AS y "
-                "FROM (", low_day, high_day) + people + ") pc WHERE birthday IS NOT NULL))")
+    # Local midnight is computed once per time zone and day, not per customer.
+    return (Q("(WITH b AS (SELECT id, coalesce(timezone, 'UTC') AS tz, ") + ANNIVERSARY
+            + q(" AS bday FROM (SELECT id, timezone, birthday, unnest(range(year({}), year({}) + 1)) AS y FROM (",
+                low_day, high_day) + people
+            + ") pc WHERE birthday IS NOT NULL) u), m AS (SELECT tz, bday, timezone(tz, CAST(bday AS TIMESTAMP)) "
+              "AS midnight FROM (SELECT DISTINCT tz, bday FROM b)) "
+              "SELECT concat('birthday:', b.id, ':', year(b.bday)) AS id, b.id AS customer_id, "
+              "m.midnight AS occurred_at FROM b JOIN m ON m.tz = b.tz AND m.bday = b.bday)")
 
 
-#: Local midnight of the birthday in year `y` (29 February falls on 1 March in other years).
-BIRTHDAY_MIDNIGHT = Q(
-    "timezone(coalesce(timezone, 'UTC'), CAST(CASE WHEN month(birthday) = 2 AND day(birthday) = 29 "
-    "AND NOT (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0)) THEN make_date(CAST(y AS INTEGER), 3, 1) "
-    "ELSE make_date(CAST(y AS INTEGER), month(birthday), day(birthday)) END AS TIMESTAMP))")
+#: The birthday's date in year `y` (29 February falls on 1 March in other years).
+ANNIVERSARY = Q(
+    "CASE WHEN month(birthday) = 2 AND day(birthday) = 29 AND NOT (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0)) "
+    "THEN make_date(CAST(y AS INTEGER), 3, 1) ELSE make_date(CAST(y AS INTEGER), month(birthday), day(birthday)) END")
+#: Local midnight of the birthday in year `y`.
+BIRTHDAY_MIDNIGHT = Q("timezone(coalesce(timezone, 'UTC'), CAST(") + ANNIVERSARY + " AS TIMESTAMP))"
 
 
 class _StepSql:
@@ -435,6 +463,8 @@ class _StepSql:
         self.exited = joined(plan.exits, " OR ", "d.occurred_at")
         self.unless = (q("NOT coalesce({}, FALSE)", compiled(plan.unless, "d.occurred_at"))
                        if plan.unless is not None else None)
+        #: The records' aliases the conditions read (`o`, `c`, `r`, `ct`).
+        self.uses = {alias for alias, _ in self.fields}
 
 
 def _events(plan: FlowPlan) -> Q:

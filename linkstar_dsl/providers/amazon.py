@@ -10,9 +10,10 @@ Messaging: `GET /messaging/v1/orders/{amazonOrderId}?marketplaceIds=…` lists t
 order offers (`messaging_actions` per order, `DEFAULT_MESSAGING_ACTIONS` for any other);
 `POST …/messages/{action}` with a JSON body `{"text": …}` sends one (201 and an empty object).
 The text is required, a string of 1 to the type's limit characters (2,000 for most types), else
-400 `InvalidInput`; a body that is not JSON is 415.  A type the order does not offer is refused as
+400 `InvalidInput`; a body not sent as `application/json` is 415 (Amazon documents the status, not
+its code; this server says `UnsupportedMediaType`).  A type the order does not offer is refused as
 Amazon refuses it: 403 `Unauthorized`, "Invalid amazonOrderId and template combination."  Only the
-types that carry text are served; the attachment types answer 400.
+types that carry text are served; an offered attachment type answers 400.
 
 Both: errors are `{"errors": [{"code", "message", "details"}]}`; a missing or wrong
 `x-amz-access-token` is 403 `Unauthorized`; the rate limit is 429 `QuotaExceeded` with

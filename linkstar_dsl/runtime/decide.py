@@ -7,7 +7,7 @@ cooldowns, caps and once-per rules of later steps.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..gate_inputs import fetch
 from ..gates import Decision, decide
@@ -30,7 +30,7 @@ def decide_tick(con, due_set: DueSet, since: datetime, now: datetime,
     for plan, step, row in due:
         filled = recipients.fill(row, plan, now)
         if step.index > 0:
-            filled["previous_step"] = previous.get(_previous_key(plan, step, row), ("none", "not decided yet", None))
+            filled["previous_step"] = previous.get(_previous_key(plan, step, row)) or _undecided(plan, step, row, since)
         held = exclusions.get((plan.name, row.get("order_id")))
         if held:
             filled["exclusions"] = held
@@ -90,6 +90,15 @@ def _exclusions(con, due, now: datetime) -> dict[tuple[str, str], list[tuple[tup
                         (ob.channels, f"{what}: {ob.cite or ob.policy}"))
                     break
     return found
+
+
+def _undecided(plan, step, row, since: datetime) -> tuple:
+    """The previous step of a sequence has no ledger row: not yet, or never (due before this runner looked)."""
+    earlier = plan.steps[step.index - 1]
+    due = row["due_at"] - timedelta(seconds=step.offset - earlier.offset)
+    if due <= since:
+        return ("skip", "never decided: due before the runner started", None)
+    return ("none", "not decided yet", None)
 
 
 def _previous_key(plan, step, row) -> str:
