@@ -62,6 +62,7 @@ def explain(con, plans: list[FlowPlan], schema, subject: str, at: datetime,
 
 
 def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trace:
+    row["_now"] = at  # consent that lapses with time (CASL's implied consent) is judged at `at`
     checks: list[Check] = []
     due = row["due_at"]
     offset = timedelta(seconds=step.offset)

@@ -433,3 +433,27 @@ def test_property_replaying_any_clock_sequence_sends_nothing_new(tmp_path_factor
     assert counts == [counts[0]] * len(counts)  # the replays added nothing
     assert counts[0] <= 3  # and no message went out twice in the first run either
     con.close()
+
+
+def test_explain_judges_lapsing_consent_at_its_own_clock(tmp_path):
+    """CASL: consent implied by a purchase lapses after two years; explain must agree with the gate."""
+    from linkstar_dsl.explain import explain, render
+
+    con = make_store(tmp_path / "s.duckdb", n=1, line=False, country="CA", tz="America/Toronto", locale="en")
+    con.execute("UPDATE orders SET country = 'CA'")
+    con.execute("INSERT INTO consents (customer_id, channel, purpose, level, granted_at, source) "
+                "VALUES ('c0', 'email', 'marketing', 'implied', ?, 'purchase')", [DELIVERED - timedelta(days=800)])
+    program = compile_text("""
+flow offer
+  purpose marketing
+  market CA
+  on delivered + 48h
+  via email
+  send "delivered"
+  between 09:00 and 20:00 local
+  cooldown 7d per customer
+""")
+    at = DUE + timedelta(hours=18)  # 14:00 in Toronto
+    text = render(explain(con, list(program.plans), program.schema, "o0", at), "order o0", at)
+    assert "✗ channel email" in text and "consent" in text.split("✗ channel email", 1)[1].splitlines()[0]
+    assert "SKIP (no-channel)" in text
