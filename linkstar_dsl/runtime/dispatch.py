@@ -114,17 +114,31 @@ class Dispatcher:
 
     async def run(self, jobs: Sequence[Job], records: Records, now: datetime,
                   paused_channels: Mapping[str, str]) -> list[Completion]:
-        # Batches of `concurrency`: the attempts of a batch are noted in one write before it goes,
-        # so a crash leaves at most one batch whose outcome is unknown.
-        done: list[Completion] = []
-        for start in range(0, len(jobs), self.concurrency):
-            batch = jobs[start:start + self.concurrency]
-            risky = {j.decision.key for j in batch if not all(self._repeat_safe(c) for c in j.step.channels)}
+        # `concurrency` workers take the jobs in order.  The attempts of the jobs for providers
+        # without idempotency keys are noted in one write per chunk of `concurrency` jobs, just
+        # before the first of them goes: a crash leaves at most about one chunk whose outcome is
+        # unknown, and no worker waits for a whole chunk to finish.
+        results: list[Completion | None] = [None] * len(jobs)
+        counted: set[str] = set()
+        marked: set[int] = set()
+        order = iter(enumerate(jobs))
+
+        def mark(chunk: int) -> None:
+            marked.add(chunk)
+            batch = jobs[chunk * self.concurrency:(chunk + 1) * self.concurrency]
+            risky = sorted(j.decision.key for j in batch if not all(self._repeat_safe(c) for c in j.step.channels))
             if risky and self.on_attempt is not None:
-                self.on_attempt(sorted(risky))
-            results = await asyncio.gather(*(self.send(j, records, now, paused_channels) for j in batch))
-            done += [attrs.evolve(c, counted=c.key in risky) if self.on_attempt is not None else c for c in results]
-        return done
+                self.on_attempt(risky)
+                counted.update(risky)
+
+        async def worker() -> None:
+            for index, job in order:
+                if index // self.concurrency not in marked:
+                    mark(index // self.concurrency)
+                results[index] = await self.send(job, records, now, paused_channels)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(jobs)))))
+        return [attrs.evolve(c, counted=True) if c.key in counted else c for c in results]
 
     def _repeat_safe(self, channel: str) -> bool:
         adapter = getattr(self.channels, "adapters", {}).get(channel)
