@@ -78,7 +78,9 @@ def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: st
     end = DEFAULT_START + timedelta(days=DEFAULT_DAYS)
     start = end - WEEK
     t0 = time.perf_counter()
-    with _progress_bar(int(WEEK / timedelta(hours=step_hours))) as advance:
+    from .progress import progress_bar
+
+    with progress_bar("running the week", int(WEEK / timedelta(hours=step_hours)), "ticks") as advance:
         decisions, completions, received = asyncio.run(
             _run_week(examples, db, start, end, timedelta(hours=step_hours), advance))
     sent = [c for c in completions if c.status == "sent"]
@@ -121,28 +123,6 @@ def run_demo(*, color: bool = False, orders: int = 5_000, seed: int = 42, db: st
         _say("Keep the data with `linkstar demo --db demo.duckdb`, then try `linkstar simulate` and "
              "`linkstar explain` on it.")
     return 0
-
-
-def _progress_bar(total: int):
-    """A context giving `advance()`: a progress bar on a terminal, nothing when piped or NO_COLOR is set."""
-    import contextlib
-    import os
-
-    if not sys.stderr.isatty() or os.environ.get("NO_COLOR"):
-        return contextlib.nullcontext(lambda: None)
-
-    @contextlib.contextmanager
-    def bar():
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = (TextColumn("   running the week"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
-                   TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-            task = progress.add_task("week", total=total)
-            yield lambda: progress.advance(task)
-
-    return bar()
 
 
 async def _run_week(examples, db: str, start, end, step, advance=lambda: None):

@@ -78,7 +78,10 @@ def import_command(paths, db, table, format_name, renames, value_maps, events, d
             events=tuple(parse_pair("--map-event", t, "EVENT=SOURCE") for t in events),
             defaults=tuple(parse_pair("--default", t, "COLUMN=VALUE") for t in defaults),
             date_formats=tuple(date_formats), timezone=timezone)
-        outcomes = import_paths(list(paths), db, options, on_file=_print_file)
+        from ..progress import progress_bar
+
+        with progress_bar("importing", unit="rows read") as advance:
+            outcomes = import_paths(list(paths), db, options, on_file=_print_file, on_rows=advance)
     except UsageProblem as problem:
         _fail(str(problem))
     except OSError as exc:

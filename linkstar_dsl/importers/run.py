@@ -32,15 +32,18 @@ BATCH_SIZE = 50_000
 
 
 def import_paths(paths: list[str], db: str, options: ImportOptions,
-                 on_file: Callable[[FileOutcome], None] | None = None) -> list[FileOutcome]:
-    """Import `paths` into the store at `db`; the outcome of each file, in import order."""
+                 on_file: Callable[[FileOutcome], None] | None = None,
+                 on_rows: Callable[[int], None] | None = None) -> list[FileOutcome]:
+    """Import `paths` into the store at `db`; the outcome of each file, in import order.
+
+    `on_rows(n)`, when given, is called as rows are read (for a progress bar)."""
     sources = find_sources(paths, options.format, options.table)
     con = _open(db, options.dry_run)
     try:
         plan = plan_files(sources, store_tables(con), options)
         outcomes = []
         for source in sources:
-            outcome = import_file(con, plan, source, options)
+            outcome = import_file(con, plan, source, options, on_rows=on_rows)
             outcomes.append(outcome)
             if on_file is not None:
                 on_file(outcome)
@@ -75,7 +78,7 @@ def _refuse_old_schema(db: str) -> None:
 
 
 def import_file(con: duckdb.DuckDBPyConnection, plan: Plan, source: Source, options: ImportOptions,
-                batch_size: int | None = None) -> FileOutcome:
+                batch_size: int | None = None, on_rows: Callable[[int], None] | None = None) -> FileOutcome:
     """Import one file in one transaction (rolled back under `--dry-run` or on any exception)."""
     started = time.perf_counter()
     outcome = FileOutcome(label=source.label, format=source.format, table=source.table, dry_run=options.dry_run)
@@ -84,7 +87,7 @@ def import_file(con: duckdb.DuckDBPyConnection, plan: Plan, source: Source, opti
         staged = StagedFile(con, plan.tables, source.table, options.on_conflict, Path(workdir))
         con.execute("BEGIN TRANSACTION")
         try:
-            _stage_records(staged, converter, _rows(source), outcome, batch_size or BATCH_SIZE)
+            _stage_records(staged, converter, _rows(source), outcome, batch_size or BATCH_SIZE, on_rows)
             outcome.absorb(staged.merge())
             con.execute("ROLLBACK" if options.dry_run else "COMMIT")
         except BaseException:
@@ -97,11 +100,13 @@ def import_file(con: duckdb.DuckDBPyConnection, plan: Plan, source: Source, opti
 
 
 def _stage_records(staged: StagedFile, converter, rows: Iterator, outcome: FileOutcome,
-                   batch_size: int) -> None:
+                   batch_size: int, on_rows: Callable[[int], None] | None = None) -> None:
     waiting = 0
     for raw in rows:
         record = _convert(converter, raw)
         outcome.read += 1
+        if on_rows is not None and outcome.read % 1000 == 0:
+            on_rows(1000)
         outcome.warnings.extend((record.line, w) for w in record.warnings)
         if record.problem is not None:
             outcome.problems.append((record.line, record.problem))
