@@ -8,6 +8,8 @@ raises `SignatureError`; one that is signed but not in the provider's shape rais
 
 from __future__ import annotations
 
+import json
+
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -86,6 +88,23 @@ class Inbound:
 def check_size(inbound: Inbound) -> None:
     if len(inbound.body) > MAX_BODY:
         raise FeedbackError(f"body of {len(inbound.body)} bytes is over the {MAX_BODY}-byte limit")
+
+
+def signed_json(inbound: Inbound, header: str, expected: str, *, lower: bool = False) -> Any:
+    """The JSON body of a request signed in `header`, once the size and the signature check out.
+
+    `expected` is the signature the body should carry; `lower` compares hex digests without case.
+    """
+    check_size(inbound)
+    given = inbound.header(header)
+    if not given:
+        raise SignatureError(f"the {header} header is missing")
+    if not same(expected, given.strip().lower() if lower else given):
+        raise SignatureError(f"{header} does not match the body")
+    try:
+        return json.loads(inbound.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise FeedbackError("the body is not JSON") from None
 
 
 def same(expected: str, given: str | None) -> bool:

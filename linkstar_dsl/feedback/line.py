@@ -13,16 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 
 from .events import (
     FeedbackError,
     FeedbackEvent,
     Inbound,
-    SignatureError,
-    check_size,
     from_epoch,
-    same,
+    signed_json,
     text_field,
 )
 
@@ -45,16 +42,7 @@ class LineWebhook:
         self._secret = channel_secret
 
     def parse(self, inbound: Inbound) -> list[FeedbackEvent]:
-        check_size(inbound)
-        given = inbound.header(SIGNATURE_HEADER)
-        if not given:
-            raise SignatureError(f"the {SIGNATURE_HEADER} header is missing")
-        if not same(signature(self._secret, inbound.body), given):
-            raise SignatureError(f"{SIGNATURE_HEADER} does not match the body")
-        try:
-            document = json.loads(inbound.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise FeedbackError("the body is not JSON") from None
+        document = signed_json(inbound, SIGNATURE_HEADER, signature(self._secret, inbound.body))
         if not isinstance(document, dict) or not isinstance(document.get("events"), list):
             raise FeedbackError("the body must be an object with an `events` array")
         text_field(document, "destination", "the body")

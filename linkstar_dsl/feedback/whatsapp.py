@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 
 from .events import (
     FeedbackError,
     FeedbackEvent,
     Inbound,
-    SignatureError,
-    check_size,
     from_epoch,
-    same,
+    signed_json,
     text_field,
 )
 
@@ -49,16 +46,7 @@ class WhatsAppWebhook:
         self._secret = app_secret
 
     def parse(self, inbound: Inbound) -> list[FeedbackEvent]:
-        check_size(inbound)
-        given = inbound.header(SIGNATURE_HEADER)
-        if not given:
-            raise SignatureError(f"the {SIGNATURE_HEADER} header is missing")
-        if not same(signature(self._secret, inbound.body), given.strip().lower()):
-            raise SignatureError(f"{SIGNATURE_HEADER} does not match the body")
-        try:
-            document = json.loads(inbound.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise FeedbackError("the body is not JSON") from None
+        document = signed_json(inbound, SIGNATURE_HEADER, signature(self._secret, inbound.body), lower=True)
         if not isinstance(document, dict) or not isinstance(document.get("entry"), list):
             raise FeedbackError("the body must be an object with an `entry` array")
         found = []
