@@ -32,7 +32,7 @@ def linkstar(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     script = Path(sys.executable).with_name("linkstar")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "linkstar_dsl"]
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    done = subprocess.run([*command, *args], cwd=cwd, capture_output=True, env=env, timeout=120, check=False)
+    done = subprocess.run([*command, *args], cwd=cwd, capture_output=True, env=env, timeout=900, check=False)
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode("utf-8", "replace"),
                                        done.stderr.decode("utf-8", "replace"))
 
