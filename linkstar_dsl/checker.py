@@ -60,6 +60,58 @@ def nesting_problem(module: ast.Module) -> Diagnostic | None:
                       "in a house policy",))
 
 
+#: Further limits (SPEC.md, "Limits"): each bounds the work one file can cause, in the checker and
+#: in every tick of the runtime, far above what a real file needs.
+MAX_ITEMS = 1_000
+MAX_STEPS = 50
+MAX_EXPRESSION_SIZE = 2_000
+MAX_DURATION_DAYS = 100 * 365
+
+
+def limit_problems(module: ast.Module) -> list[Diagnostic]:
+    """Items, steps, expressions and durations beyond the limits; the passes skip such a file."""
+    found: list[Diagnostic] = []
+    if len(module.items) > MAX_ITEMS:
+        found.append(make("too-large", module.items[MAX_ITEMS].span, what="file", count=f"{len(module.items):,}",
+                          parts="items", limit=f"{MAX_ITEMS:,}", help=("split it into several files",)))
+    for flow in module.flows:
+        if len(flow.steps) > MAX_STEPS:
+            found.append(make("too-large", flow.steps[MAX_STEPS].span, what="flow", count=len(flow.steps),
+                              parts="steps", limit=MAX_STEPS, help=("split the sequence into several flows",)))
+    for root in _expressions(module):
+        size = _size(root)
+        if size > MAX_EXPRESSION_SIZE:
+            found.append(make("too-large", root.span, what="condition", count=f"{size:,}", parts="parts",
+                              limit=f"{MAX_EXPRESSION_SIZE:,}",
+                              help=("a long list of values belongs in the data: tag the customers or "
+                                    "orders, and test the tag",)))
+    for duration in ast.nodes(module, ast.DurationLit):
+        if duration.seconds > MAX_DURATION_DAYS * 86_400:
+            found.append(make("duration-too-long", duration.span, text=duration.span.text,
+                              limit="100 years (`100y`)",
+                              help=("no send, cooldown or window needs to reach further",)))
+    return found
+
+
+def _expressions(module: ast.Module) -> list[ast.Node]:
+    """The top expressions of a module: conditions, `unless`, `exit when`, parameters, pause rules."""
+    roots = [n.expr for n in ast.nodes(module, ast.Where)]
+    roots += [n.when for n in ast.nodes(module, ast.Exit, ast.PauseRule)]
+    roots += [n.unless for n in ast.nodes(module, ast.Trigger) if n.unless is not None]
+    roots += [n.value for n in ast.nodes(module, ast.Param)]
+    return roots
+
+
+def _size(root: ast.Node) -> int:
+    """Operators, literals, paths and calls in an expression (the names inside a path not counted)."""
+    count, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        count += not isinstance(node, ast.Name)
+        stack.extend(node.children())
+    return count
+
+
 @attrs.frozen
 class FileReport:
     source: SourceFile
@@ -84,8 +136,9 @@ def check_source(source: SourceFile, passes: Iterable = PASSES, prior: Iterable[
     diagnostics = list(prior) + list(parsed.diagnostics)
     module = parsed.module
     deep = nesting_problem(module) if parsed.ok and module is not None else None
-    if deep is not None:
-        diagnostics.append(deep)
+    over = limit_problems(module) if parsed.ok and module is not None and deep is None else []
+    if deep is not None or over:
+        diagnostics.extend([deep] if deep is not None else over)
     elif parsed.ok and module is not None:
         if not module.items:
             diagnostics.append(make("empty-file", Span(source, 0, 0),

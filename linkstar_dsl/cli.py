@@ -339,6 +339,7 @@ def _register_commands() -> None:
     from .repl.cli import repl_command
     from .report.cli import report_command
     from .runtime.cli import pause_command, pauses_command, resume_command, run_command
+    from .serve.cli import consent_group, erase_command, serve_command
     from .simulate_cli import explain_command, simulate_command
 
     main.add_command(generate_command)
@@ -353,6 +354,9 @@ def _register_commands() -> None:
     main.add_command(resume_command)
     main.add_command(pauses_command)
     main.add_command(report_command)
+    main.add_command(serve_command)
+    main.add_command(erase_command)
+    main.add_command(consent_group)
 
 
 _register_commands()

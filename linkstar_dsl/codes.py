@@ -31,6 +31,12 @@ _ENTRIES = [
     Code("binary-file", E, "The file looks binary", "this file contains binary data (a NUL byte), not flow text", "input"),
     Code("too-deep", E, "An expression nested deeper than the limit", "this is nested more than {limit} levels deep", "input"),
     Code("empty-file", W, "The file holds no flows or policies", "this file holds no flows or policies", "input"),
+    Code("too-large", E, "A file, flow or condition larger than the limits",
+         "this {what} has {count} {parts}; at most {limit} are allowed", "input"),
+    Code("number-too-large", E, "A number with more digits than the limit",
+         "this number has {digits} digits; a number has at most {limit}", "input"),
+    Code("duration-too-long", E, "A duration longer than the limit",
+         "`{text}` is longer than {limit}, the longest duration a flow may use", "input"),
     # ---------------------------------------------------------------- syntax
     Code("unexpected-token", E, "Something unexpected where the grammar expects something else",
          "unexpected {found}{context}", "syntax"),

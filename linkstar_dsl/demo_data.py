@@ -47,13 +47,16 @@ SELECT`, one chunk of customers at a time, so no Python code runs per row, the g
 tables are bounded by the chunk, and the same seed gives the same tables whatever the chunk size or
 number of threads (for a given DuckDB version, whose `hash()` it relies on).  Ids grow as rows
 are written, so the primary keys take each chunk cheaply; the events' `(event, occurred_at)`
-indexes are dropped for the load and rebuilt once at the end.  What does grow with the data is
-DuckDB's memory for the store's indexes, which it keeps resident.
+indexes are dropped for the load and rebuilt once at the end.  While the chunks are written,
+DuckDB's memory is capped (`WRITE_MEMORY`), so the blocks already written leave memory instead of
+piling up in its cache; what still grows with the data is that final rebuild, as DuckDB builds an
+index whole in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -73,6 +76,9 @@ DEFAULT_START = datetime(2026, 7, 1, tzinfo=UTC)
 MAX_ORDERS = 100_000_000
 #: Customers generated per round; bounds the memory of the work tables, not the result.
 CUSTOMERS_PER_CHUNK = 200_000
+#: DuckDB's memory while the chunks are written: enough for one chunk's work tables, so the blocks
+#: already written leave memory instead of piling up in DuckDB's cache as the data grows.
+WRITE_MEMORY = "1GB"
 
 #: Tables `generate` fills (the store's data tables), and the ledger it refuses to write next to.
 FILLED_TABLES = ("customers", "orders", "reviews", "carts", "order_events", "customer_events",
@@ -447,15 +453,19 @@ def generate(con: duckdb.DuckDBPyConnection, *, orders: int = DEFAULT_ORDERS, se
     report = progress or _no_progress
     dice = Dice(plan.seed)
     indexes = _secondary_indexes(con)
+    memory = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     try:
         _create_reference_tables(con, plan)
         _drop_indexes(con, indexes)
+        _cap_memory(con, WRITE_MEMORY)
         written = first_customer = 0
         while written < plan.orders:
             written = _generate_chunk(con, plan, dice, first_customer, written)
             first_customer += CUSTOMERS_PER_CHUNK
             report("orders", written)
     finally:
+        # Building an index needs it whole in memory: the store's own limit applies again.
+        con.execute(f"SET memory_limit = {_literal(memory)}")
         report("indexes", 0)
         _restore_indexes(con, indexes)
         _drop_work_tables(con)
@@ -465,6 +475,20 @@ def generate(con: duckdb.DuckDBPyConnection, *, orders: int = DEFAULT_ORDERS, se
 
 def _no_progress(stage: str, count: int) -> None:
     pass
+
+
+def _cap_memory(con: duckdb.DuckDBPyConnection, limit: str) -> None:
+    """Lower DuckDB's memory limit to `limit`, unless it is lower already."""
+    now = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    if _bytes(limit) < _bytes(now):
+        con.execute(f"SET memory_limit = {_literal(limit)}")
+
+
+def _bytes(size: str) -> float:
+    """'1GB', '18.6 GiB' → bytes."""
+    number, unit = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?i?B)\s*", size).groups()
+    power = " KMGT".index(unit[0] if unit[0] != "B" else " ")
+    return float(number) * (1024 if "i" in unit else 1000) ** power
 
 
 def row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

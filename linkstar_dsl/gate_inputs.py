@@ -1,19 +1,22 @@
 """What the gates read about the recipients of one tick, fetched in a few batched queries.
 
 The due queries select the due occurrences with their guards; then, for every customer due in the
-tick at once, three plain queries fetch their suppressions, consents and past sends.  Sends
+tick at once, three queries fetch their suppressions, consents and past sends, each reading the
+table by customer through its index.  Sends
 decided during the tick are added as they happen, so a later step of the same tick sees them
 (cooldowns, caps and once-per count them straight away).
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 import attrs
 
 from .compiler.plan import FlowPlan
+from .store import key_lookups
 
 
 @attrs.define
@@ -67,18 +70,27 @@ def fetch(con, customers: set[str], now: datetime) -> Recipients:
     found = Recipients()
     if not customers:
         return found
-    ids = sorted(customers)
-    for customer, channels in con.execute(
-            "SELECT customer_id, list(DISTINCT coalesce(channel, '*')) FROM suppressions "
-            "WHERE customer_id IN (SELECT unnest(?)) AND occurred_at <= ? GROUP BY customer_id", [ids, now]).fetchall():
-        found.suppressed[customer] = list(channels)
-    for customer, channel, purpose, level, doi, granted, revoked in con.execute(
-            "SELECT customer_id, channel, purpose, level, double_opt_in_at IS NOT NULL, granted_at, revoked_at "
-            "FROM consents WHERE customer_id IN (SELECT unnest(?))", [ids]).fetchall():
+    # The ids travel as one JSON parameter into a temporary table; each query then filters on
+    # `customer_id` alone, which DuckDB answers from that column's index (`store.key_lookups`).
+    # The other conditions are applied here, as a second filter would make DuckDB scan instead.
+    con.execute("CREATE OR REPLACE TEMP TABLE linkstar_recipients AS "
+                "SELECT unnest(from_json(?, '[\"VARCHAR\"]')) AS id", [json.dumps(sorted(customers))])
+    mine = "customer_id IN (SELECT id FROM linkstar_recipients)"
+    with key_lookups(con):
+        suppressions = con.execute(f"SELECT customer_id, channel, occurred_at FROM suppressions WHERE {mine}").fetchall()
+        consents = con.execute("SELECT customer_id, channel, purpose, level, double_opt_in_at IS NOT NULL, granted_at, "
+                               f"revoked_at FROM consents WHERE {mine}").fetchall()
+        sends = con.execute("SELECT customer_id, flow, purpose, order_id, send_at, occurrence, decision FROM ledger "
+                            f"WHERE {mine}").fetchall()
+    for customer, channel, occurred_at in sorted(suppressions, key=lambda r: r[2]):
+        if occurred_at <= now:
+            channels = found.suppressed.setdefault(customer, [])
+            if (channel or "*") not in channels:
+                channels.append(channel or "*")
+    for customer, channel, purpose, level, doi, granted, revoked in consents:
         found.consents[customer].append({"channel": channel, "purpose": purpose, "level": level,
                                          "double_opt_in": doi, "granted_at": granted, "revoked_at": revoked})
-    for customer, flow, purpose, order_id, send_at, occurrence in con.execute(
-            "SELECT customer_id, flow, purpose, order_id, send_at, occurrence FROM ledger "
-            "WHERE customer_id IN (SELECT unnest(?)) AND decision = 'send'", [ids]).fetchall():
-        found.sends[customer].append(Send(flow, purpose, order_id, send_at, occurrence))
+    for customer, flow, purpose, order_id, send_at, occurrence, decision in sends:
+        if decision == "send":
+            found.sends[customer].append(Send(flow, purpose, order_id, send_at, occurrence))
     return found

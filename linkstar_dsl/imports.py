@@ -1,6 +1,7 @@
 """`import "file.flow"`: bringing another file's policies and declarations into a file.
 
-Paths are relative to the importing file.  Imports are followed transitively, each file once
+Paths are relative to the importing file and name `.flow` files; an absolute path, or one
+naming any other kind of file, is refused with `import-not-found` before anything is read.  Imports are followed transitively, each file once
 (so cycles are harmless); an imported file contributes its `policy` blocks and its `entity`,
 `enum` and `event` declarations, never its flows.  A missing file, or one that does not parse,
 is a diagnostic on the `import` line.
@@ -37,6 +38,11 @@ def resolve(module: ast.Module) -> Imported:
         for item in current.items:
             if not isinstance(item, ast.Import):
                 continue
+            refused = _refused(item)
+            if refused is not None:
+                if direct:
+                    diagnostics.append(refused)
+                continue
             target = (path.parent / item.path.value)
             key = target.resolve()
             if key in seen:
@@ -50,6 +56,21 @@ def resolve(module: ast.Module) -> Imported:
             modules.append(problem)
             queue.append((problem, target, False))
     return Imported(tuple(modules), tuple(diagnostics))
+
+
+def _refused(item: ast.Import) -> Diagnostic | None:
+    """An import that names no `.flow` file relative to the importing one (`/etc/passwd`, a NUL)."""
+    value = item.path.value
+    if "\x00" in value or not value.strip():
+        reason = "this is not a file name"
+    elif Path(value).is_absolute() or value.startswith(("~", "\\")):
+        reason = "an import path must be relative to the importing file"
+    elif not value.endswith(".flow"):
+        reason = "only `.flow` files can be imported"
+    else:
+        return None
+    return make("import-not-found", item.path.span, path=value, reason=reason,
+                help=("import paths are relative to the importing file, such as `policies/house.flow`",))
 
 
 def _load(target: Path, item: ast.Import) -> ast.Module | Diagnostic:

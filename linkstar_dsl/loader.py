@@ -94,10 +94,12 @@ def read_file(path: Path, name: str) -> bytes:
         raise LoadError(f"{name!r}: not a valid path") from None
     except OSError as exc:
         raise LoadError(_describe_os_error(name, exc)) from None
+    # Looked at before `fdopen`, which itself refuses a folder with an OSError of its own.
+    kind = _special_kind(os.fstat(fd).st_mode)
+    if kind:
+        os.close(fd)
+        raise LoadError(f"{name}: is {kind}, not a file")
     with os.fdopen(fd, "rb") as handle:
-        kind = _special_kind(os.fstat(fd).st_mode)
-        if kind:
-            raise LoadError(f"{name}: is {kind}, not a file")
         return read_limited(handle, name)
 
 

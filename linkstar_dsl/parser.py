@@ -23,11 +23,18 @@ from lark import Lark, Token, UnexpectedCharacters, UnexpectedInput, UnexpectedT
 
 from . import ast
 from .diagnostics import Diagnostic, Severity, make
+from .loader import MAX_FILE_BYTES
 from .resources import grammar_text
 from .source import SourceFile, Span
 
 #: Syntax errors reported per file before giving up on the rest.
 MAX_SYNTAX_ERRORS = 20
+
+#: Digits a number may have before and after its point (see SPEC.md, "Limits"): more than any
+#: amount, count or duration needs, and few enough that no value overflows later.
+MAX_NUMBER_DIGITS = 15
+
+_DIGIT_RUNS = re.compile(r"[0-9]+")
 
 
 @attrs.frozen
@@ -48,9 +55,27 @@ def _tok_span(source: SourceFile, tok: Token) -> Span:
 
 
 class _Builder:
-    """Lark rule callbacks that build `ast` nodes; `source` is set before each parse."""
+    """Lark rule callbacks that build `ast` nodes; `source` is set before each parse.
+
+    A number with too many digits is not converted (Python refuses to read an integer of more
+    than 4,300 digits, and no later stage could use one): it is noted in `problems` and read as 0,
+    and the parse reports it as `number-too-large`.
+    """
 
     source: SourceFile
+    problems: list
+
+    def _number(self, tok: Token, text: str | None = None) -> str:
+        """The text of a numeric token, or "0" when it has too many digits (noted in `problems`)."""
+        text = str(tok) if text is None else text
+        longest = max((len(run) for run in _DIGIT_RUNS.findall(text)), default=0)
+        if longest <= MAX_NUMBER_DIGITS:
+            return text
+        self.problems.append(make("number-too-large", _tok_span(self.source, tok), digits=longest,
+                                  limit=MAX_NUMBER_DIGITS, label=f"{longest} digits",
+                                  help=("no amount, count or duration needs this many digits; "
+                                        "durations have larger units (`w`, `y`)",)))
+        return "0"
 
     def _span(self, first, last) -> Span:
         start = first.span.start if isinstance(first, ast.Node) else first.start_pos
@@ -62,20 +87,21 @@ class _Builder:
 
     def _duration(self, tok: Token) -> ast.DurationLit:
         text = str(tok)
-        return ast.DurationLit(span=_tok_span(self.source, tok), amount=int(text[:-1]), unit=text[-1])
+        return ast.DurationLit(span=_tok_span(self.source, tok), amount=int(self._number(tok, text[:-1])),
+                               unit=text[-1])
 
     def _time(self, tok: Token) -> ast.TimeLit:
         hour, minute = str(tok).split(":")
         return ast.TimeLit(span=_tok_span(self.source, tok), hour=int(hour), minute=int(minute))
 
     def _percent(self, tok: Token) -> ast.PercentLit:
-        return ast.PercentLit(span=_tok_span(self.source, tok), value=Decimal(str(tok)[:-1]))
+        return ast.PercentLit(span=_tok_span(self.source, tok), value=Decimal(self._number(tok, str(tok)[:-1])))
 
     def _string(self, tok: Token) -> ast.StringLit:
         return ast.StringLit(span=_tok_span(self.source, tok), value=unescape(str(tok)))
 
     def _int(self, tok: Token) -> ast.IntLit:
-        return ast.IntLit(span=_tok_span(self.source, tok), value=int(tok))
+        return ast.IntLit(span=_tok_span(self.source, tok), value=int(self._number(tok)))
 
     # ------------------------------------------------------------------ top level
 
@@ -379,11 +405,12 @@ class _Builder:
         return self._int(c[0])
 
     def decimal_lit(self, c):
-        return ast.DecimalLit(span=_tok_span(self.source, c[0]), value=Decimal(str(c[0])))
+        return ast.DecimalLit(span=_tok_span(self.source, c[0]), value=Decimal(self._number(c[0])))
 
     def money_lit(self, c):
         amount, currency = str(c[0]).split()
-        return ast.MoneyLit(span=_tok_span(self.source, c[0]), amount=Decimal(amount), currency=currency)
+        return ast.MoneyLit(span=_tok_span(self.source, c[0]), amount=Decimal(self._number(c[0], amount)),
+                            currency=currency)
 
     def duration_lit(self, c):
         return self._duration(c[0])
@@ -511,6 +538,7 @@ def _reserved(grammar: str) -> tuple[str, ...]:
 @cache
 def _lark() -> tuple[Lark, _Builder, list]:
     builder = _Builder()
+    builder.problems = []
     comments: list = []
     grammar = grammar_text()
     parser = Lark(
@@ -545,16 +573,19 @@ def _comments(source: SourceFile, tokens: list) -> tuple[ast.Comment, ...]:
 
 
 def _parse_once(source: SourceFile, text: str) -> tuple[ast.Module | None, tuple, UnexpectedInput | None]:
+    """(module, (comments, number problems), None) for text that parses, else (None, (), error)."""
     parser, builder, comments = _lark()
     with _lock:
         builder.source = source
+        builder.problems = []
         comments.clear()
         try:
             module = parser.parse(text)
         except UnexpectedInput as error:
             return None, (), error
         found = list(comments)
-    return module, _comments(source, found), None
+        problems = tuple(builder.problems)
+    return module, (_comments(source, found), problems), None
 
 
 def parse_source(source: SourceFile) -> ParseResult:
@@ -567,7 +598,7 @@ def parse_source(source: SourceFile) -> ParseResult:
     """
     from .syntax_errors import describe, screen
 
-    early = screen(source)
+    early = size_problem(source) or screen(source)
     if early is not None:
         return ParseResult(source, None, (early,))
 
@@ -576,9 +607,11 @@ def parse_source(source: SourceFile) -> ParseResult:
     blanked: list[tuple[int, int]] = []
     failures: dict[int, int] = {}
     while True:
-        module, comments, error = _parse_once(source, text)
+        module, extras, error = _parse_once(source, text)
         if error is None:
+            comments, problems = extras
             module = attrs.evolve(module, comments=comments)
+            diagnostics.extend(problems)
             return ParseResult(source, module, tuple(sorted(diagnostics, key=Diagnostic.sort_key)))
         pos = _error_pos(error, text)
         reported = None
@@ -600,6 +633,19 @@ def parse_source(source: SourceFile) -> ParseResult:
         blanked.append((lo, hi))
         text = _blank(text, lo, hi, stand_in)
     return ParseResult(source, None, tuple(sorted(diagnostics, key=Diagnostic.sort_key)))
+
+
+def size_problem(source: SourceFile) -> Diagnostic | None:
+    """`too-large` for text over the size limit of a `.flow` file (text that was not read by the
+    loader, which refuses such a file: an editor's buffer, the REPL, the API)."""
+    text = source.text
+    size = len(text)
+    if size <= MAX_FILE_BYTES < 4 * size:  # only then can the UTF-8 size tell
+        size = len(text.encode("utf-8", "surrogatepass"))
+    if size <= MAX_FILE_BYTES:
+        return None
+    return make("too-large", Span(source, 0, 0), what="file", count=f"{size:,}", parts="bytes",
+                limit=f"{MAX_FILE_BYTES:,}", help=("split it into several files in one folder",))
 
 
 def parse(text: str, name: str = "<input>") -> ParseResult:

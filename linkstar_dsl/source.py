@@ -20,35 +20,42 @@ class SourceFile:
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.text = text
-        starts = [0]
-        find = text.find
-        i = find("\n")
-        while i != -1:
-            starts.append(i + 1)
-            i = find("\n", i + 1)
-        self._line_starts = starts
+        self._line_starts: list[int] | None = None
+
+    @property
+    def line_starts(self) -> list[int]:
+        """Offsets where lines start; found on first use, so text refused unread costs nothing."""
+        if self._line_starts is None:
+            starts = [0]
+            find = self.text.find
+            i = find("\n")
+            while i != -1:
+                starts.append(i + 1)
+                i = find("\n", i + 1)
+            self._line_starts = starts
+        return self._line_starts
 
     def __repr__(self) -> str:
         return f"SourceFile({self.name!r})"
 
     @property
     def line_count(self) -> int:
-        return len(self._line_starts)
+        return len(self.line_starts)
 
     def line_col(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of a 0-based character offset."""
         offset = max(0, min(offset, len(self.text)))
-        line = bisect_right(self._line_starts, offset)
-        return line, offset - self._line_starts[line - 1] + 1
+        line = bisect_right(self.line_starts, offset)
+        return line, offset - self.line_starts[line - 1] + 1
 
     def offset(self, line: int, column: int) -> int:
         """0-based offset of a 1-based (line, column)."""
-        return self._line_starts[line - 1] + column - 1
+        return self.line_starts[line - 1] + column - 1
 
     def line_text(self, line: int) -> str:
         """The text of a 1-based line, without its line break."""
-        start = self._line_starts[line - 1]
-        end = self._line_starts[line] - 1 if line < len(self._line_starts) else len(self.text)
+        start = self.line_starts[line - 1]
+        end = self.line_starts[line] - 1 if line < len(self.line_starts) else len(self.text)
         return self.text[start:end].rstrip("\r")
 
     def span(self, start: int, end: int) -> Span:

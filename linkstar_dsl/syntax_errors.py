@@ -1387,6 +1387,10 @@ def _duration_spelling(source: SourceFile, start: int, end: int, number: str, un
 
 def _as_duration(number: str, unit_word: str) -> tuple[str, bool, str]:
     """(suggestion, whether it means exactly the same, a note when it does not)."""
+    from .parser import MAX_NUMBER_DIGITS
+
+    if len(number.partition(".")[0]) > MAX_NUMBER_DIGITS:
+        return "48h", False, f"a number has at most {MAX_NUMBER_DIGITS} digits"
     lowered = unit_word.lower()
     try:
         amount = Decimal(number)

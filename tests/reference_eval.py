@@ -17,12 +17,15 @@ MISSING = None
 
 
 class Reference:
-    def __init__(self, schema, now, order, customer, review, order_events, customer_events, all_orders):
+    def __init__(self, schema, now, order, customer, review, order_events, customer_events, all_orders,
+                 after=None):
         self.schema, self.now = schema, now
         self.records = {"order": order, "customer": customer, "review": review or {}}
         self.order_events = order_events  # [(order_id, event, at)]
         self.customer_events = customer_events  # [(customer_id, event, at)]
         self.all_orders = all_orders
+        #: For `unless` and `exit when`: an event counts only if it happened after this time.
+        self.after = after
 
     def truth(self, expr) -> bool:
         return self.value(expr) is True
@@ -63,7 +66,8 @@ class Reference:
             times = [at for oid, ev, at in self.order_events if oid == self.records["order"]["id"] and ev == event]
         else:
             times = [at for cid, ev, at in self.customer_events if cid == self.records["customer"]["id"] and ev == event]
-        return any(at <= self.now and (within is None or at > self.now - within) for at in times)
+        return any(at <= self.now and (within is None or at > self.now - within)
+                   and (self.after is None or at > self.after) for at in times)
 
     def _Not(self, e):
         return not (self.value(e.operand) is True)

@@ -1,4 +1,7 @@
-"""Simulation over a real DuckDB store: each gate fires for the right reason, in local time."""
+"""Simulation over a real DuckDB store: each gate fires for the right reason, in local time.
+
+Also the store's layout a tick relies on: the lookup indexes of version 2 and a copy in time order.
+"""
 
 from __future__ import annotations
 
@@ -260,3 +263,58 @@ def test_unless_and_exit_count_only_events_after_the_trigger(store):
             "where order.marketplace == shopify between 10:00 and 18:00 local")
     _, decisions = simulate(path, flow, "2026-08-03 00:00:00", "2026-08-07 00:00:00")
     assert outcomes(decisions) == {("o1", "send", "sent"), ("o2", "skip", "unless")}
+
+
+# ----------------------------------------------------------------------------- the store's layout
+
+
+def test_version_2_turns_a_version_1_store_to_single_column_lookups(tmp_path):
+    import duckdb
+
+    from linkstar_dsl.store import key_lookups, migrate
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    migrate(con, target=1)  # the store as version 1 left it, with data
+    customer(con, "c1")
+    for i in range(3):
+        order(con, f"o{i}", "c1")
+        event(con, f"e{i}", f"o{i}", "delivered", "2026-08-03 03:00:00")
+    con.close()
+    con = open_store(path)
+    assert {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()} >= {1, 2}
+    keys = dict(con.execute("SELECT index_name, expressions FROM duckdb_indexes() WHERE sql IS NOT NULL").fetchall())
+    for name, column in (("order_events_by_order_id", "order_id"), ("customer_events_by_customer_id", "customer_id"),
+                         ("ledger_by_customer_id", "customer_id"), ("ledger_by_decision", "decision"),
+                         ("orders_by_customer", "customer_id"), ("consents_by_customer", "customer_id")):
+        assert keys[name].strip("[]").replace('"', "").replace("'", "") == column
+    assert con.execute("SELECT count(*) FROM order_events").fetchone()[0] == 3
+    with key_lookups(con):
+        plan = con.execute("EXPLAIN ANALYZE SELECT event FROM order_events "
+                           "WHERE order_id IN (SELECT id FROM orders WHERE id = 'o1')").fetchall()[0][1]
+    assert "Index Scan" in plan
+    assert con.execute("SELECT current_setting('dynamic_or_filter_threshold')").fetchone()[0] == 50
+
+
+def test_a_store_copied_in_time_order_keeps_every_row(tmp_path):
+    import duckdb
+
+    from linkstar_dsl.store import StoreError
+    from linkstar_dsl.store.rewrite import copy_in_time_order
+
+    source = tmp_path / "s.duckdb"
+    con = open_store(source)
+    customer(con, "c1")
+    order(con, "o1", "c1")
+    for eid, when in (("e3", "2026-08-05 00:00:00"), ("e1", "2026-08-01 00:00:00"), ("e2", "2026-08-03 00:00:00")):
+        event(con, eid, "o1", "shipped", when)
+    con.close()
+    target = tmp_path / "t.duckdb"
+    copied = copy_in_time_order(source, target)
+    assert copied["order_events"] == 3 and copied["customers"] == 1 and copied["orders"] == 1
+    con = duckdb.connect(str(target), read_only=True)
+    assert [r[0] for r in con.execute("SELECT id FROM order_events").fetchall()] == ["e1", "e2", "e3"]
+    con.close()
+    with pytest.raises(StoreError):
+        copy_in_time_order(source, target)

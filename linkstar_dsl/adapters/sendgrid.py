@@ -6,8 +6,9 @@ One personalization per message; the ledger key goes in `custom_args` so Event W
 
 from __future__ import annotations
 
+from .errors import Facts, classify
 from .http import HttpAdapter, dumps
-from .mailheaders import needs_unsubscribe, unsubscribe_headers
+from .mailheaders import address_problem, needs_unsubscribe, one_line, unsubscribe_headers
 from .messages import Email, OutgoingMessage, SendResult
 
 
@@ -20,7 +21,7 @@ class SendGridAdapter(HttpAdapter):
         options = context.options
         self._sender = {"email": options.get("from_email", "")}
         if options.get("from_name"):
-            self._sender["name"] = options["from_name"]
+            self._sender["name"] = one_line(options["from_name"])
         self._groups = dict(options.get("unsubscribe_groups", {}))
         self._mailto = options.get("unsubscribe_mailto")
 
@@ -29,6 +30,9 @@ class SendGridAdapter(HttpAdapter):
             return self.refused("unsupported_content", f"email cannot send {type(message.content).__name__}")
         if needs_unsubscribe(message):
             return self.refused("missing_unsubscribe_url", "marketing email needs an unsubscribe URL")
+        problem = address_problem(message.to)
+        if problem is not None:  # what SendGrid answers to a malformed address: 400, permanent
+            return classify(self.description, Facts(status=400, message=problem))
         facts, _ = await self.exchange(self._method, self._url, body=dumps(self.build_body(message)),
                                        headers=self._headers)
         return self.result(facts)
@@ -39,7 +43,7 @@ class SendGridAdapter(HttpAdapter):
         if email.html:
             content.append({"type": "text/html", "value": email.html})
         recipient = {"to": [{"email": message.to}], "custom_args": {"msg_key": message.key}}
-        body = {"personalizations": [recipient], "from": self._sender, "subject": email.subject,
+        body = {"personalizations": [recipient], "from": self._sender, "subject": one_line(email.subject),
                 "content": content, "categories": [message.purpose]}
         headers = unsubscribe_headers(message, self._mailto)
         if headers:

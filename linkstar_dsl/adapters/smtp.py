@@ -11,6 +11,7 @@ once (option; default the provider's concurrency limit), each carrying up to
 from __future__ import annotations
 
 import re
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ import aiosmtplib
 from .errors import Facts, classify
 from .http import AdapterContext
 from .idempotency import email_message_id
-from .mailheaders import needs_unsubscribe, unsubscribe_headers
+from .mailheaders import address_problem, needs_unsubscribe, one_line, unsubscribe_headers
 from .messages import Email, OutgoingMessage, SendResult
 from .smtppool import SmtpPool
 
@@ -64,15 +65,20 @@ class SmtpAdapter:
         if needs_unsubscribe(message):
             return self._classify(Facts(code="missing_unsubscribe_url",
                                         message="marketing email needs an unsubscribe URL"))
+        problem = address_problem(message.to)
+        if problem is not None:  # what a relay answers to a malformed address: 501, permanent
+            return self._classify(Facts(status=501, message=problem))
         mail = self.build_message(message)
         return self._classify(await self._deliver(mail, message.to, mail["Message-ID"]))
 
     def build_message(self, message: OutgoingMessage) -> EmailMessage:
         content: Email = message.content
         mail = EmailMessage()
-        mail["From"] = f"{self._sender_name} <{self._sender}>" if self._sender_name else self._sender
+        name = one_line(self._sender_name or "")
+        # Address quotes the name, so a `:` or `,` in it cannot turn into a group or a second address.
+        mail["From"] = Address(display_name=name, addr_spec=self._sender) if name else self._sender
         mail["To"] = message.to
-        mail["Subject"] = content.subject
+        mail["Subject"] = one_line(content.subject)
         mail["Date"] = formatdate(localtime=False, usegmt=True)
         mail["Message-ID"] = email_message_id(message.key, self._domain)
         for name, value in unsubscribe_headers(message, self._mailto).items():
@@ -97,6 +103,8 @@ class SmtpAdapter:
             return Facts(transport="disconnected", message=str(exc)[:200])
         except aiosmtplib.SMTPResponseException as exc:
             return _reply_facts(exc.code, exc.message)
+        except aiosmtplib.SMTPNotSupported as exc:  # e.g. a non-ASCII address and a relay without SMTPUTF8
+            return Facts(status=553, message=str(exc)[:200])
         except OSError as exc:
             return Facts(transport="connect", message=str(exc)[:200])
         reply = responses.get(recipient)

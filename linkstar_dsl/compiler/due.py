@@ -1,14 +1,14 @@
-"""The due query: one parameterised SQL statement for a whole tick, for every step of every flow.
+"""The due query: a tick's SQL, for every step of every flow at once (`build_tick`).
 
 It selects the trigger occurrences whose due time falls in (since, now], plus those the ledger
 deferred to a time now past, leaves out those the ledger already decided, and evaluates the guards,
-exits and `unless` at `now` (`build_tick`).  Its cost follows what is due, not the size of the
-history: see `build_tick` for how.  The recipients' suppressions, consents and past sends are
-fetched for the whole tick at once (`gate_inputs.py`); `build_explain`, for one order or customer,
-computes them in the same query.
+exits and `unless` at `now`.  Its cost follows what is due, not the size of the history: see
+`build_tick` for how.  The recipients' suppressions, consents and past sends are fetched for the
+whole tick at once (`gate_inputs.py`); `build_explain`, for one order or customer, computes them in
+the same query.
 
 SQL text and its parameters are built together as `Q` values, so a `?` and its value can never
-drift apart.
+drift apart; a tick then reads all its values from one SQL variable (`by_variable`).
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def build_tick(plans, schema: Schema) -> TickQuery:
         _table("steps", Q("SELECT * FROM (VALUES ") + _join(
             q(f"({i}, {{}}, {{}}, {{}}, {{}}, {{}})", plan.name, step.index, plan.event, step.offset, _kind(plan))
             for i, (plan, step) in enumerate(steps)) + ") AS st(s, flow, step, event, off, kind)"),
-        _table("fresh", _union(_fresh(i, plan, step) for i, (plan, step) in enumerate(steps))),
+        _table("fresh", _union(_fresh(steps))),
         # The ledger's `decision` index finds the deferrals when the statement filters on it alone.
         _table("defers", Q("SELECT flow, step, occurrence, customer_id, send_at FROM ledger WHERE decision = 'defer'"))]
     if _ORDER_SOURCE in kinds:
@@ -214,8 +214,11 @@ def build_tick(plans, schema: Schema) -> TickQuery:
             "SELECT id, timezone, birthday, last_order_at FROM customers WHERE id IN "
             f"(SELECT customer_id FROM {TEMP}defers WHERE send_at <= {{}})", NOW)))
     statements.append(_table("due", Q(
-        f"WITH decided AS MATERIALIZED (SELECT key FROM ledger WHERE key IN (SELECT key FROM {TEMP}fresh))\n"
-        f"SELECT * FROM {TEMP}fresh f WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.key = f.key)\n"
+        "WITH k AS (SELECT f.s, concat(st.flow, ':', st.step, ':', f.occurrence) AS key, f.occurrence, f.order_id, "
+        "f.customer_id, f.cart_id, f.occurred_at, f.occurred_at + to_seconds(st.off) AS due_at "
+        f"FROM {TEMP}fresh f JOIN {TEMP}steps st ON st.s = f.s),\n"
+        "decided AS MATERIALIZED (SELECT key FROM ledger WHERE key IN (SELECT key FROM k))\n"
+        "SELECT * FROM k WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.key = k.key)\n"
         "  UNION ALL\n") + _union(_deferred(kind) for kind in sorted(kinds))))
     latest = kinds != {_ORDER_SOURCE}
     if latest:
@@ -226,7 +229,7 @@ def build_tick(plans, schema: Schema) -> TickQuery:
     statements.append(_table("ord", Q(
         f"SELECT {_columns('o', ORDER_COLUMNS, fields)} FROM orders WHERE id IN (SELECT order_id FROM {TEMP}due"
         + (f" UNION ALL SELECT id FROM {TEMP}latest)" if latest else ")"))))
-    order = f"coalesce(d.order_id, lt.id)" if latest else "d.order_id"
+    order = "coalesce(d.order_id, lt.id)" if latest else "d.order_id"
     statements.append(_table("rows", Q(
         f"SELECT d.s, d.key, d.occurrence, {order} AS order_id, coalesce(d.customer_id, o.customer_id) AS customer_id, "
         "d.cart_id, d.occurred_at, d.due_at, d.customer_id IS NULL AS by_order "
@@ -240,7 +243,7 @@ def build_tick(plans, schema: Schema) -> TickQuery:
     def rows_of(needs) -> str:
         """The due rows of the steps whose conditions read something (`needs(step)`)."""
         numbers = [str(i) for i, c in enumerate(compiled) if needs(c)]
-        return f"{TEMP}rows WHERE s IN ({', '.join(numbers)})"
+        return f"{TEMP}rows WHERE s IN ({', '.join(numbers)})" if numbers else f"{TEMP}rows WHERE FALSE"
 
     if "r" in uses:
         statements.append(_table("rev", Q(
@@ -339,35 +342,47 @@ def _union(parts) -> Q:
     return out
 
 
-def _head(i: int, plan: FlowPlan, step: StepPlan, x: str) -> Q:
-    """The first columns of a due row: step number, ledger key, occurrence id."""
-    return q(f"SELECT {i} AS s, concat({{}}, ':', {{}}, ':', {x}.id) AS key, {x}.id AS occurrence, ",
-             plan.name, step.index)
+def _fresh(steps) -> list[Q]:
+    """The occurrences whose due time is in (since, now], as (s, occurrence, order_id,
+    customer_id, cart_id, occurred_at): per trigger offset, one range on the trigger's time for
+    every step with that offset; `last_order` and `birthday` step by step."""
+    offsets: dict[tuple[str, int], list[int]] = {}
+    parts = []
+    for i, (plan, step) in enumerate(steps):
+        kind = _kind(plan)
+        if kind in (_ORDER_SOURCE, _CUSTOMER_SOURCE):
+            offsets.setdefault((kind, step.offset), []).append(i)
+        else:
+            parts.append(_fresh_profile(i, plan, step))
+    for (kind, offset), numbers in offsets.items():
+        table, who = (("order_events", "NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id")
+                      if kind == _ORDER_SOURCE else ("customer_events", "x.customer_id, x.cart_id"))
+        by_event: dict[str, list[int]] = {}
+        for i in numbers:
+            by_event.setdefault(steps[i][0].event, []).append(i)
+        # Each event's steps, so an event due in two steps yields a row for each.
+        which = Q("unnest(CASE x.event")
+        for event, those in by_event.items():
+            which = which + q(f" WHEN {{}} THEN [{', '.join(map(str, those))}]", event)
+        parts.append(Q("SELECT ") + which + f" END) AS s, x.id AS occurrence, x.order_id, {who}, x.occurred_at "
+                     f"FROM {table} x WHERE x.event IN (" + _join(q("{}", e) for e in by_event)
+                     + q(") AND x.occurred_at > {} - to_seconds({}) AND x.occurred_at <= {} - to_seconds({})",
+                         SINCE, offset, NOW, offset))
+    return parts
 
 
-def _times(x: str, step: StepPlan) -> Q:
-    return q(f"{x}.occurred_at, {x}.occurred_at + to_seconds({{}}) AS due_at", step.offset)
-
-
-def _fresh(i: int, plan: FlowPlan, step: StepPlan) -> Q:
-    """The step's occurrences whose due time is in (since, now]: a range on the trigger's time."""
+def _fresh_profile(i: int, plan: FlowPlan, step: StepPlan) -> Q:
+    """A `last_order` or `birthday` step's occurrences due in (since, now]."""
     low, high = q("{} - to_seconds({})", SINCE, step.offset), q("{} - to_seconds({})", NOW, step.offset)
-    window = q(" AND x.occurred_at > {} AND x.occurred_at <= {}", low, high)
-    kind = _kind(plan)
-    if kind == _ORDER_SOURCE:
-        return (_head(i, plan, step, "x") + "x.order_id, NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id, "
-                + _times("x", step) + q(" FROM order_events x WHERE x.event = {}", plan.event) + window)
-    if kind == _CUSTOMER_SOURCE:
-        return (_head(i, plan, step, "x") + "x.order_id, x.customer_id, x.cart_id, " + _times("x", step)
-                + q(" FROM customer_events x WHERE x.event = {}", plan.event) + window)
     low_day, high_day = q("CAST(timezone('UTC', {}) AS DATE) - 1", low), q("CAST(timezone('UTC', {}) AS DATE) + 1", high)
-    if kind == "last_order":
+    if _kind(plan) == "last_order":
         people = q("SELECT id, last_order_at FROM customers WHERE last_order_at > {} AND last_order_at <= {}", low, high)
     else:
         people = _birthdays_between(low_day, high_day)
-    return (_head(i, plan, step, "x") + "NULL::VARCHAR AS order_id, x.customer_id, NULL::VARCHAR AS cart_id, "
-            + _times("x", step) + " FROM " + _profile_occurrences(kind, people, low_day, high_day) + " x WHERE TRUE"
-            + window)
+    return (Q(f"SELECT {i} AS s, x.id AS occurrence, NULL::VARCHAR AS order_id, x.customer_id, "
+              "NULL::VARCHAR AS cart_id, x.occurred_at FROM ")
+            + _profile_occurrences(_kind(plan), people, low_day, high_day)
+            + q(" x WHERE x.occurred_at > {} AND x.occurred_at <= {}", low, high))
 
 
 def _deferred(kind: str) -> Q:
@@ -402,16 +417,18 @@ def _birthdays_between(low_day: Q, high_day: Q) -> Q:
     earlier birthday is found by month and day, where the column's zone maps skip all else.
     """
     day = "(month(birthday) * 100 + day(birthday))"
-    days = q("SELECT CAST({} + CAST(r AS INTEGER) AS DATE) AS d FROM range(0, least(370, date_diff('day', {}, {}) + 1)) t(r)",
-             low_day, low_day, high_day)
-    dates = (Q("SELECT CASE WHEN month(d) = 2 AND day(d) = 29 AND NOT (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0)) "
-               "THEN NULL ELSE make_date(CAST(y AS INTEGER), month(d), day(d)) END FROM (") + days
-             + q(") ds, range(1900, year({}) + 1) ys(y) UNION ALL "
-                 "SELECT make_date(CAST(y AS INTEGER), 2, 29) FROM (", high_day) + days
-             + q(") ds, range(1904, year({}) + 1, 4) ys(y) WHERE month(d) = 3 AND day(d) = 1", high_day))
-    return (Q("SELECT id, timezone, birthday FROM customers WHERE birthday IN (") + dates + ")"
-            + Q(" UNION ALL SELECT id, timezone, birthday FROM customers WHERE birthday < DATE '1900-01-01' AND (")
-            + f"{day} = 229 OR {day} IN (SELECT month(d) * 100 + day(d) FROM (" + days + ")))")
+    leap = "(y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0))"
+    return (q("SELECT id, timezone, birthday FROM (WITH bd AS (SELECT {} AS lo, {} AS hi), ", low_day, high_day)
+            + "days AS (SELECT CAST(bd.lo + CAST(r AS INTEGER) AS DATE) AS d FROM bd, range(0, 3700) t(r) "
+              "WHERE bd.lo + CAST(r AS INTEGER) <= bd.hi), "
+              "years AS (SELECT unnest(range(1900, year(bd.hi) + 1)) AS y FROM bd), "
+              f"dates AS (SELECT CASE WHEN month(d) = 2 AND day(d) = 29 AND NOT {leap} THEN NULL "
+              "ELSE make_date(CAST(y AS INTEGER), month(d), day(d)) END AS b FROM days, years "
+              f"UNION ALL SELECT make_date(CAST(y AS INTEGER), 2, 29) FROM days, years "
+              f"WHERE month(d) = 3 AND day(d) = 1 AND {leap}) "
+              "SELECT id, timezone, birthday FROM customers WHERE birthday IN (SELECT b FROM dates) "
+              "UNION ALL SELECT id, timezone, birthday FROM customers WHERE birthday < DATE '1900-01-01' "
+              f"AND ({day} = 229 OR {day} IN (SELECT month(d) * 100 + day(d) FROM days)))")
 
 
 def _profile_occurrences(kind: str, people: Q, low_day: Q, high_day: Q) -> Q:
@@ -420,12 +437,14 @@ def _profile_occurrences(kind: str, people: Q, low_day: Q, high_day: Q) -> Q:
     if kind == "last_order":
         return (Q("(SELECT concat('last_order:', id, ':', epoch(last_order_at)) AS id, id AS customer_id, "
                   "last_order_at AS occurred_at FROM (") + people + ") WHERE last_order_at IS NOT NULL)")
-    # Local midnight is computed once per time zone and day, not per customer.
-    return (Q("(WITH b AS (SELECT id, coalesce(timezone, 'UTC') AS tz, ") + ANNIVERSARY
+    # Local midnight is computed per time zone and day (a few dozen), not per customer.
+    return (Q("(WITH b AS MATERIALIZED (SELECT id, coalesce(timezone, 'UTC') AS tz, ") + ANNIVERSARY
             + q(" AS bday FROM (SELECT id, timezone, birthday, unnest(range(year({}), year({}) + 1)) AS y FROM (",
                 low_day, high_day) + people
-            + ") pc WHERE birthday IS NOT NULL) u), m AS (SELECT tz, bday, timezone(tz, CAST(bday AS TIMESTAMP)) "
-              "AS midnight FROM (SELECT DISTINCT tz, bday FROM b)) "
+            + q(") pc WHERE birthday IS NOT NULL) u), days AS (SELECT CAST({} + CAST(r AS INTEGER) AS DATE) AS bday "
+                "FROM range(0, least(3700, date_diff('day', {}, {}) + 1)) t(r)), ", low_day, low_day, high_day)
+            + "m AS (SELECT z.tz, days.bday, timezone(z.tz, CAST(days.bday AS TIMESTAMP)) AS midnight "
+              "FROM (SELECT DISTINCT tz FROM b) z, days) "
               "SELECT concat('birthday:', b.id, ':', year(b.bday)) AS id, b.id AS customer_id, "
               "m.midnight AS occurred_at FROM b JOIN m ON m.tz = b.tz AND m.bday = b.bday)")
 

@@ -215,7 +215,7 @@ def schema_types(module: ast.Module, env) -> Iterator[Diagnostic]:
                 if from_ref(field.type, schema.enums) is None:
                     yield make("unknown-type", field.type.span, name=field.type.span.text)
         elif isinstance(decl, ast.EventDecl) and decl.subject.value not in schema.entities:
-            yield make("unknown-entity", decl.subject, name=decl.subject.value)
+            yield make("unknown-entity", decl.subject.span, name=decl.subject.value)
 
 
 PASSES = (expressions, schema_types)

@@ -181,7 +181,8 @@ def _window(session: Session, arg: str) -> Reply:
 
 def _rows(session: Session, arg: str) -> Reply:
     if arg:
-        if not arg.isdigit() or int(arg) == 0:
+        # ASCII digits only (`²` is a digit to str.isdigit, not to int), and never thousands of them
+        if not (arg.isascii() and arg.isdigit()) or len(arg) > 9 or int(arg) == 0:
             return Reply(f"`{arg}` is not a number of rows such as 20", error=True)
         session.rows = int(arg)
     return Reply(f"a flow's table shows up to {session.rows} rows")

@@ -7,7 +7,8 @@ content for one message: `Text`, `Email`, `LineFlex`, `WhatsAppTemplate` or
 `AmazonSolicitation`.  Anything wrong, from a missing variable to an SMS too long, is a
 `RenderError` naming the template file and line; no message is ever sent half filled.
 
-Templates run in Jinja2's immutable sandbox with strict undefined variables: a field that does
+Templates run in Jinja2's immutable sandbox, bounded in time and memory (`render_sandbox`), with
+strict undefined variables: a field that does
 not exist, or a value that is missing (None) where it is printed, is an error, never an empty
 space in a buyer's message.  HTML parts (an email's `{% block html %}` and `*.html.j2` partials)
 are autoescaped, text parts are not.  SPEC.md §7.11 describes the conventions.
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import (BaseLoader, StrictUndefined, TemplateError, TemplateNotFound, TemplateSyntaxError,
                     UndefinedError, pass_context)
 from jinja2.debug import rewrite_traceback_stack
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 from jinja2.utils import missing
 
 from ..adapters.messages import AmazonSolicitation, Content, Email, LineFlex, Text, WhatsAppTemplate
@@ -38,6 +39,7 @@ from ..templates import (FALLBACK_LOCALE, MARKET_LOCALES, TemplateFile, Template
                          whatsapp_header)
 from . import render_footers as footers
 from .render_context import RenderSettings
+from .render_sandbox import BoundedSandbox, end_budget, start_budget
 from .render_sms import first_non_gsm, sms_size
 from .render_values import (Record, Scope, ValueFormatError, babel_locale, format_day, format_moment, format_money,
                             format_number, json_default, scope, template_value)
@@ -133,9 +135,9 @@ class _RootsLoader(BaseLoader):
         raise TemplateNotFound(template)
 
 
-def _environment(roots: list[Path], html: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(loader=_RootsLoader(roots), undefined=_Undefined, autoescape=html,
-                                        finalize=_finalize, auto_reload=False)
+def _environment(roots: list[Path], html: bool) -> BoundedSandbox:
+    env = BoundedSandbox(loader=_RootsLoader(roots), undefined=_Undefined, autoescape=html,
+                         finalize=_finalize, auto_reload=False)
     env.filters.update({name: _at_render_time(f) for name, f in (("money", format_money), ("date", format_day),
                                                                    ("datetime", format_moment), ("number", format_number))})
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False, "default": json_default}
@@ -392,6 +394,7 @@ class _Message:
 
     def _run(self, chunks) -> str:
         token = scope.set(self.scope)
+        budget = start_budget()
         try:
             out, size = [], 0
             for chunk in chunks():
@@ -403,10 +406,11 @@ class _Message:
         except RenderError:
             raise
         except (TemplateError, ValueFormatError, ArithmeticError, TypeError, ValueError, LookupError,
-                OverflowError, RecursionError):
+                OverflowError, RecursionError, MemoryError):
             # Block functions run outside `Template.render`, which would map Python lines to template lines.
             raise self._translate(rewrite_traceback_stack()) from None
         finally:
+            end_budget(budget)
             scope.reset(token)
 
     def error(self, message: str) -> RenderError:

@@ -10,6 +10,7 @@ than touched.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,12 +112,24 @@ def key_lookups(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     by some thousands.  The setting is global and makes scans without such an index slower, so it
     is raised only around these queries.
     """
-    before = con.execute("SELECT current_setting('dynamic_or_filter_threshold')").fetchone()[0]
-    con.execute(f"SET dynamic_or_filter_threshold = {LOOKUP_KEYS}")
+    global _lookups_open, _lookups_before
+    with _lookups_lock:  # several connections of one process may be inside at once
+        if _lookups_open == 0:
+            _lookups_before = con.execute("SELECT current_setting('dynamic_or_filter_threshold')").fetchone()[0]
+            con.execute(f"SET dynamic_or_filter_threshold = {LOOKUP_KEYS}")
+        _lookups_open += 1
     try:
         yield
     finally:
-        con.execute(f"SET dynamic_or_filter_threshold = {int(before)}")
+        with _lookups_lock:
+            _lookups_open -= 1
+            if _lookups_open == 0:
+                con.execute(f"SET dynamic_or_filter_threshold = {int(_lookups_before)}")
+
+
+_lookups_lock = threading.Lock()
+_lookups_open = 0
+_lookups_before = 50
 
 
 def _first_line(exc: Exception) -> str:
