@@ -98,7 +98,7 @@ def recipient_zone(row: dict) -> ZoneInfo:
         if name:
             try:
                 return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
                 continue
     return ZoneInfo("UTC")
 

@@ -494,7 +494,7 @@ def unescape(literal: str) -> str:
 
     def repl(m: re.Match) -> str:
         esc = m.group(1)
-        if esc[0] == "u":
+        if len(esc) == 5:  # `\uXXXX`; a `\u` without four hex digits is kept as written
             return chr(int(esc[1:], 16))
         return _ESCAPES.get(esc, "\\" + esc)
 

@@ -17,7 +17,8 @@ Four sources of input:
    `run_lines` without an "internal error" reply.
 
 CI runs a few dozen examples of each.  `make fuzz` runs them at `FUZZ_EXAMPLES` (20,000 by
-default there); with `FUZZ_RECORD=1` every failing input is also written to
+default there: that many near-valid files, a quarter as many of the costlier grammar-derived and
+mutated files, fewer CLI runs, import files and REPL sessions; about an hour on 2 cores); with `FUZZ_RECORD=1` every failing input is also written to
 `tests/data/fuzz/found/`, to be moved into `tests/data/fuzz/` as a regression fixture.  The
 fixtures already there are replayed by `test_fixture_*` below, whatever the mode.
 """
@@ -320,7 +321,7 @@ def fuzz_bytes(kind: str, data: bytes, *, cli_too: bool) -> None:
 # ------------------------------------------------------------------------------------ properties
 
 
-@fuzz_settings(60)
+@fuzz_settings(60, scale=0.25)
 @given(grammar_files())
 def test_files_derived_from_the_grammar_parse_check_and_format_stably(text):
     try:
@@ -343,7 +344,7 @@ def test_near_valid_files_get_diagnostics_not_exceptions(text):
     fuzz_text("near-valid", text)
 
 
-@fuzz_settings(40)
+@fuzz_settings(40, scale=0.25)
 @given(mutated_examples())
 def test_mutated_examples_get_diagnostics_not_exceptions(data):
     fuzz_bytes("mutated", data, cli_too=False)

@@ -483,7 +483,7 @@ def _zone(context: Mapping, customer) -> ZoneInfo:
     if isinstance(name, str) and name:
         try:
             return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
             pass
     return recipient_zone(dict(customer) if isinstance(customer, Mapping) else {})
 
