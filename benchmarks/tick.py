@@ -5,6 +5,7 @@ stay about the same while the history grows: 1M orders cover 286 days, 10M order
 is generated once, then copied into a new store with its events in time order (the order in which
 a store fed by imports receives them; `linkstar_dsl.store.rewrite`), and kept in a cache folder
 (`$LINKSTAR_BENCH_CACHE`, else `<tmp>/linkstar-bench`) under its number of orders, seed and days.
+DuckDB is held to 2 threads and `$LINKSTAR_BENCH_MEMORY` (8GB unless set) while it builds one.
 
 Tick: what `linkstar run` does before sending, for every example flow at once: the due set over
 (now - 1 hour, now] (`DueSet.rows`), the recipients' gate inputs (`gate_inputs.fetch`), every
@@ -39,6 +40,8 @@ from linkstar_dsl.store import open_store
 from linkstar_dsl.store.rewrite import copy_in_time_order
 
 ORDERS_PER_DAY = 3_500
+#: DuckDB's bounds while a store is built: a 10M-order copy otherwise takes most of the machine.
+BUILD_MEMORY, BUILD_THREADS = os.environ.get("LINKSTAR_BENCH_MEMORY", "8GB"), 2
 
 
 def days_for(orders: int) -> int:
@@ -63,13 +66,15 @@ def bench_store(orders: int, seed: int = 42, log=print) -> Path:
     started = time.perf_counter()
     con = open_store(raw)
     try:
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")
+        con.execute(f"SET threads = {BUILD_THREADS}")
         generate(con, orders=orders, seed=seed, days=days)
     finally:
         con.close()
     generated = time.perf_counter()
     building = path.with_suffix(".copying")
     building.unlink(missing_ok=True)
-    copy_in_time_order(raw, building)
+    copy_in_time_order(raw, building, memory_limit=BUILD_MEMORY, threads=BUILD_THREADS)
     raw.unlink()
     building.rename(path)
     log(f"built {path.name}: {orders:,} orders over {days} days generated in {generated - started:.0f} s, "

@@ -91,6 +91,8 @@ _ENTRIES = [
          "`{name}` is a record; name one of its fields", "names"),
     Code("not-a-record", E, "A field path that goes deeper than the schema",
          "`{name}` has no fields of its own", "names"),
+    Code("record-not-read", E, "A field of a declared record that flows cannot read when they run",
+         "`{name}` is declared, but a flow reads only {records} when it runs", "names"),
     Code("import-not-found", E, "An imported file cannot be read", "cannot import \"{path}\": {reason}", "names"),
     Code("import-has-errors", E, "An imported file has errors", "the imported file \"{path}\" has errors", "names"),
     # ---------------------------------------------------------------- types
@@ -109,8 +111,12 @@ _ENTRIES = [
          "this needs an event, but it is {found}", "types"),
     Code("never-missing", W, "`is missing` / `is present` on a value that is always there",
          "`{name}` is never missing, so `is {state}` is always the same", "types"),
+    Code("money-list", E, "A list of amounts of money anywhere but after `in`",
+         "{what} is a list of amounts of money, which can only be the list after `in`", "types"),
     Code("bad-operands", E, "Arithmetic on values it does not apply to",
          "`{op}` does not apply to {left} and {right}", "types"),
+    Code("param-not-value", E, "A `send` parameter a template cannot be given",
+         "{found} cannot be handed to a template", "types"),
     Code("wrong-arguments", E, "A function called with the wrong arguments", "`{name}` takes {expected}", "types"),
     Code("unknown-type", E, "A schema field with a type that does not exist", "there is no type `{name}`", "types"),
     # ---------------------------------------------------------------- compliance

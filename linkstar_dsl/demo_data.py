@@ -460,7 +460,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, orders: int = DEFAULT_ORDERS, se
         _cap_memory(con, WRITE_MEMORY)
         written = first_customer = 0
         while written < plan.orders:
-            written = _generate_chunk(con, plan, dice, first_customer, written)
+            written = _write_chunk(con, plan, dice, first_customer, written, ceiling=memory)
             first_customer += CUSTOMERS_PER_CHUNK
             report("orders", written)
     finally:
@@ -477,11 +477,48 @@ def _no_progress(stage: str, count: int) -> None:
     pass
 
 
+_RAN_OUT = re.compile(r"failed to (allocate|pin block)", re.I)
+
+
+def _write_chunk(con: duckdb.DuckDBPyConnection, plan: Plan, dice: Dice, first_customer: int,
+                 orders_before: int, *, ceiling: str) -> int:
+    """`_generate_chunk`, written again with twice the memory when DuckDB runs out.
+
+    The primary keys' indexes stay in memory and grow with the store (at 10M orders they outgrow
+    `WRITE_MEMORY`), so the cap rises as they need it, never above the store's own limit
+    (`ceiling`).  A chunk is one transaction and its values are pure functions of the seed and
+    the row numbers, so writing it again writes the same rows.
+    """
+    import duckdb
+
+    while True:
+        try:
+            return _generate_chunk(con, plan, dice, first_customer, orders_before)
+        except (duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
+            # Running out at COMMIT comes as a TransactionException ("failed to allocate …",
+            # "failed to pin block …").
+            if not isinstance(exc, duckdb.OutOfMemoryException) and not _RAN_OUT.search(str(exc)):
+                raise
+            now = _bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+            if now >= _bytes(ceiling):
+                raise
+            raised = min(now * 2, _bytes(ceiling))
+            con.execute(f"SET memory_limit = {_literal(f'{int(raised // 2**20)}MiB')}")
+            if con.execute("SELECT count(*) FROM orders").fetchone()[0] > orders_before:
+                # The COMMIT landed and what ran out was the checkpoint DuckDB runs after it.
+                return con.execute(f"SELECT {orders_before} + coalesce(sum(k), 0) FROM _demo_people").fetchone()[0]
+
+
 def _cap_memory(con: duckdb.DuckDBPyConnection, limit: str) -> None:
     """Lower DuckDB's memory limit to `limit`, unless it is lower already."""
+    import duckdb
+
     now = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     if _bytes(limit) < _bytes(now):
-        con.execute(f"SET memory_limit = {_literal(limit)}")
+        try:
+            con.execute(f"SET memory_limit = {_literal(limit)}")
+        except duckdb.OutOfMemoryException:
+            pass  # more than `limit` is in use already (a large store's key indexes): keep the limit
 
 
 def _bytes(size: str) -> float:
@@ -673,7 +710,12 @@ def _generate_chunk(con: duckdb.DuckDBPyConnection, plan: Plan, dice: Dice, firs
         _insert_suppressions(con, plan, dice)
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        import duckdb
+
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.TransactionException:
+            pass  # a COMMIT that failed has ended the transaction already
         raise
     return written
 

@@ -8,14 +8,15 @@ the outcome the runtime would record, and what the ledger already holds for it.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import attrs
 
 from .compiler.due import build_explain, conjuncts
 from .compiler.plan import FlowPlan, StepPlan
-from .gates import (channel_problem, iso, bucket, decide, local_time_after, next_opening,
-                    recipient_zone, windows_for)
+from .gates import (channel_problem, describe_opt_out, iso, bucket, decide, local_time_after, next_opening,
+                    opt_out_on, recipient_zone, windows_for)
 
 
 @attrs.frozen
@@ -95,6 +96,7 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
     suppressed = set(row.get("suppressed") or ())
     checks.append(Check("suppression", "*" not in suppressed,
                         "suppressed on " + (", ".join(sorted(suppressed)) if suppressed else "nothing")))
+    checks.append(_opt_out_check(plan, step, row))
     for channel in step.channels:
         problem = channel_problem(plan, channel, row, suppressed)
         if problem is None and channel in (row.get("paused_channels") or {}):
@@ -145,6 +147,15 @@ def _trace(con, plan: FlowPlan, step: StepPlan, row: dict, at: datetime) -> Trac
                  tuple(checks), outcome, recorded_text, _next(due, at, d, recorded))
 
 
+def _opt_out_check(plan: FlowPlan, step: StepPlan, row: dict) -> Check:
+    """The buyer's opt-outs of the flow's purpose: each with its channel, time and source."""
+    opt_outs = row.get("opted_out") or []
+    if not opt_outs:
+        return Check("opt-out", True, f"no opt-out of {plan.purpose} messages")
+    every_channel = all(opt_out_on(row, channel) for channel in step.channels)
+    return Check("opt-out", not every_channel, "; ".join(describe_opt_out(o) for o in opt_outs))
+
+
 def _next(due: datetime, at: datetime, d, recorded) -> str:
     """What happens to this message from `at` on, in one sentence."""
     if recorded is not None:
@@ -154,7 +165,8 @@ def _next(due: datetime, at: datetime, d, recorded) -> str:
         if status == "claimed":
             return "a runner is sending it now (or will finish it when it restarts)"
         if status == "unknown":
-            return "a person should check the provider's log: the runner stopped during the request"
+            return (f"nothing more is sent: the {channel + ' ' if channel else ''}provider may have taken the "
+                    "message, so it is left for a person to check in the provider's log" + _ledger_note(detail))
         if status == "failed":
             return f"nothing more: every channel failed ({reason})"
         if decision == "defer":
@@ -167,6 +179,15 @@ def _next(due: datetime, at: datetime, d, recorded) -> str:
     if d.decision == "defer":
         return f"the next tick defers it to {iso(d.send_at)}, when the gates are checked again"
     return "the next tick records this skip; it is final"
+
+
+def _ledger_note(detail: str | None) -> str:
+    """The ledger's own account of a row (`detail`), as a clause; empty when it has none."""
+    try:
+        note = json.loads(detail or "").get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    return f" ({note})" if isinstance(note, str) and note else ""
 
 
 def _word(value) -> str:

@@ -2,10 +2,12 @@
 
 Order (SPEC.md, "Runtime semantics"): the trigger's `unless`, the `where` guards, `exit when`,
 `expire after`, the previous step of a sequence (a reminder goes only after the message it
-follows), a pause of the flow (kill switch), the holdout, suppressions, channel choice (reachable, not suppressed on that
-channel, consent and friendship as the policies require), once-per, cooldown, cap, and last the
-send window in the recipient's local time.  Each gate lets the message through, defers it to a
-time, or skips it; the first gate that does not let it through decides.
+follows), a pause of the flow (kill switch), the holdout, suppressions, platform exclusions,
+purpose opt-outs (the buyer turned the flow's purpose off on every channel of the step), channel
+choice (reachable, not suppressed on that channel, the purpose not turned off on it, consent and
+friendship as the policies require), once-per, cooldown, cap, and last the send window in the
+recipient's local time.  Each gate lets the message through, defers it to a time, or skips it;
+the first gate that does not let it through decides.
 
 Defaults: a closed window, a cooldown and a pause defer (the message is still worth sending later);
 every other gate skips.  A paused channel is passed over for the next one in `via`; when the only
@@ -25,7 +27,7 @@ from .policies import MARKET_COUNTRIES
 
 #: The reason codes, in gate order.
 REASONS = ("sent", "unless", "guard", "exited", "expired", "previous-step", "paused", "holdout", "suppressed",
-           "excluded", "no-channel", "once", "cooldown", "cap", "at-time", "window")
+           "excluded", "opted-out", "no-channel", "once", "cooldown", "cap", "at-time", "window")
 #: How long a later step waits for the runtime to decide the step before it, when that has not happened yet.
 PREVIOUS_STEP_RECHECK = timedelta(hours=1)
 #: How long a paused flow's or channel's message waits before the gates look at it again.
@@ -198,6 +200,9 @@ def _choose_channel(plan: FlowPlan, step: StepPlan, row: dict, suppressed: set) 
     excluded = [c for c in step.channels if _excluded_on(row, c)]
     if excluded and len(excluded) == len(step.channels):
         raise _Verdict("skip", "excluded", _excluded_on(row, step.channels[0]))
+    opt_outs = [opt_out_on(row, channel) for channel in step.channels]
+    if opt_outs and all(opt_outs):
+        raise _Verdict("skip", "opted-out", "; ".join(dict.fromkeys(describe_opt_out(o) for o in opt_outs)))
     for channel in step.channels:
         problem = channel_problem(plan, channel, row, suppressed)
         if problem is None and channel in paused:
@@ -223,6 +228,9 @@ def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) ->
         return f"excluded ({exclusion})"
     if channel in suppressed:
         return "suppressed"
+    opt_out = opt_out_on(row, channel)
+    if opt_out is not None:
+        return describe_opt_out(opt_out)
     markets = _markets_of(recipient_country(row))
     consents = row.get("consents") or []
     for ob in plan.obligations:
@@ -237,6 +245,17 @@ def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) ->
         elif ob.requirement == "friend" and channel == "line" and not row.get("line_user_id"):
             return "not a LINE friend"
     return None
+
+
+def opt_out_on(row: dict, channel: str) -> dict | None:
+    """The buyer's opt-out of the flow's purpose that covers `channel` (`row["opted_out"]`), or None."""
+    return next((o for o in row.get("opted_out") or () if o["channel"] in (channel, "*")), None)
+
+
+def describe_opt_out(opt_out: dict) -> str:
+    """`opted out of marketing on email at 2026-08-01T10:00:00Z (preferences)`."""
+    where = "every channel" if opt_out["channel"] == "*" else opt_out["channel"]
+    return f"opted out of {opt_out['purpose']} on {where} at {iso(opt_out['at'])} ({opt_out['source']})"
 
 
 def _excluded_on(row: dict, channel: str) -> str | None:

@@ -27,8 +27,8 @@ from .store import DATA_TABLES, migrate
 def scratch(db_path: str) -> duckdb.DuckDBPyConnection:
     """An in-memory connection that reads the store at `db_path` and owns a scratch ledger.
 
-    The scratch database gets the current schema; each data table (and the pauses) is then
-    replaced by a view of the store's table, and the store's ledger rows are copied in by column
+    The scratch database gets the current schema; each data table (and the pauses and the buyers'
+    preference choices, which the gates read) is then replaced by a view of the store's table, and the store's ledger rows are copied in by column
     name, so a store made by an older version reads just as well.
     """
     con = duckdb.connect(":memory:")
@@ -38,7 +38,7 @@ def scratch(db_path: str) -> duckdb.DuckDBPyConnection:
     con.execute(f"ATTACH {_sql_string(db_path)} AS src (READ_ONLY)")
     present = {name for (name,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'").fetchall()}
-    for table in (*DATA_TABLES, "pauses"):  # names from a fixed tuple
+    for table in (*DATA_TABLES, "pauses", "preference_changes"):  # names from a fixed tuple
         if table in present:
             con.execute(f"DROP TABLE {table}")
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM src.{table}")

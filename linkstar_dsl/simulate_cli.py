@@ -173,6 +173,7 @@ def simulate_command(flows, db, start, end, step, fmt, plot, color) -> None:
         con = scratch(db)
     except duckdb.Error as exc:
         raise click.UsageError(f"{db}: cannot be read as a linkstar store ({str(exc).splitlines()[0]})") from None
+    _require_fields(plans, con, db)
     decisions = _run(Simulation(con, plans, schema), start_at, end_at, tick)
     if fmt == "jsonl":
         for d in decisions:
@@ -192,6 +193,15 @@ def simulate_command(flows, db, start, end, step, fmt, plot, color) -> None:
         except PlotError as exc:
             raise click.ClickException(str(exc)) from None
         sys.stderr.write(f"wrote {plot}\n")
+
+
+def _require_fields(plans, con, db: str) -> None:
+    """Refuse, in one message, flows that read fields the store's tables do not hold."""
+    from .runtime.store_fields import describe, missing_fields
+
+    missing = missing_fields(plans, con)
+    if missing:
+        raise click.ClickException(describe(missing, db))
 
 
 #: Replays with at least this many clock steps show a progress bar (on a terminal).
@@ -241,6 +251,7 @@ def explain_command(flows, db, order_id, customer_id, flow_name, at) -> None:
     from .simulate import scratch
 
     con = scratch(db)
+    _require_fields(plans, con, db)
     subject = order_id or customer_id
     traces = explain(con, plans, schema, subject, when, flow_name)
     label = f"order {order_id}" if order_id else f"customer {customer_id}"

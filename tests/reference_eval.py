@@ -2,18 +2,31 @@
 
 It reads plain Python dicts (one order, its customer, its review, every event) and follows
 SPEC.md's rules directly: missing values make a condition false, money compares only within one
-currency, a bare event is true when it happened at or before now.  The SQL compiler must agree
-with it on every input.
+currency and keeps it through arithmetic, a bare event is true when it happened at or before now.
+An overflow or a division by zero is missing too (Python's integers never overflow; the values
+the tests draw stay far from the SQL limits).  The SQL compiler must agree with it on every input.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import time, timedelta
 from decimal import Decimal
 
 from linkstar_dsl import ast
 
 MISSING = None
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+
+def money(amount, currency):
+    """A money value, or missing when its amount or its currency is."""
+    return MISSING if amount is None or currency is None else Money(amount, currency)
 
 
 class Reference:
@@ -52,17 +65,31 @@ class Reference:
     def _DurationLit(self, e):
         return timedelta(seconds=e.seconds)
 
+    def _MoneyLit(self, e):
+        return Money(e.amount, e.currency)
+
+    def _TimeLit(self, e):
+        return time(e.hour, e.minute)
+
     def _Path(self, e):
         head = e.parts[0].value
         if head in self.records and len(e.parts) == 2:
-            return self.records[head].get(e.parts[1].value)
+            record, name = self.records[head], e.parts[1].value
+            field = self.schema.field(head, name)
+            if field is not None and field.type.name.value == "money":
+                return money(record.get(name), record.get(f"{name}_currency"))
+            return record.get(name)
         if head in self.schema.events:
             return self._happened(head, None)
         return head  # an enum value
 
     def _happened(self, event, within):
         subject = self.schema.events[event].subject.value
-        if subject == "order":
+        if self.after is not None and event == "ordered":
+            # After the trigger, `ordered` means the customer placed another order (SPEC.md §3.5).
+            mine = {o["id"] for o in self.all_orders if o["customer_id"] == self.records["customer"]["id"]}
+            times = [at for oid, ev, at in self.order_events if oid in mine and ev == event]
+        elif subject == "order":
             times = [at for oid, ev, at in self.order_events if oid == self.records["order"]["id"] and ev == event]
         else:
             times = [at for cid, ev, at in self.customer_events if cid == self.records["customer"]["id"] and ev == event]
@@ -77,20 +104,14 @@ class Reference:
         return all(values) if e.op == "and" else any(values)
 
     def _Compare(self, e):
-        for money, other, flipped in ((e.right, e.left, False), (e.left, e.right, True)):
-            if isinstance(money, ast.MoneyLit):
-                amount = self.value(other)
-                currency = self.records[other.parts[0].value].get(f"{other.parts[1].value}_currency")
-                if amount is None:
-                    return False
-                same = currency == money.currency
-                if e.op == "!=":
-                    return not (amount == money.amount and same)
-                left, right = (money.amount, amount) if flipped else (amount, money.amount)
-                return _cmp(e.op, left, right) and same
         left, right = self.value(e.left), self.value(e.right)
         if left is None or right is None:
             return MISSING
+        if isinstance(left, Money):
+            same = left.currency == right.currency
+            if e.op == "!=":
+                return left.amount != right.amount or not same
+            return _cmp(e.op, left.amount, right.amount) and same
         return _cmp(e.op, left, right)
 
     def _Member(self, e):
@@ -127,14 +148,29 @@ class Reference:
 
     def _Arith(self, e):
         left, right = self.value(e.left), self.value(e.right)
-        if left is None or right is None:
+        if left is None or right is None or (e.op == "/" and right == 0):
             return MISSING
-        return {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-                "/": lambda: left / right}[e.op]()
+        if isinstance(left, Money) and isinstance(right, Money):
+            if left.currency != right.currency:
+                return MISSING  # no exchange rates: a sum across currencies is not an amount
+            return Money(_arith(e.op, left.amount, right.amount), left.currency)
+        if isinstance(left, Money):
+            return Money(_arith(e.op, left.amount, right), left.currency)
+        if isinstance(right, Money):
+            return Money(_arith(e.op, left, right.amount), right.currency)
+        return _arith(e.op, left, right)
 
     def _Negate(self, e):
         v = self.value(e.operand)
-        return None if v is None else (-v if e.sign == "-" else v)
+        if v is None or e.sign == "+":
+            return v
+        return Money(-v.amount, v.currency) if isinstance(v, Money) else -v
+
+
+def _arith(op, a, b):
+    if isinstance(a, float) != isinstance(b, float):  # an int division met an amount: as SQL, in floats
+        a, b = float(a), float(b)
+    return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b}[op]()
 
 
 def _cmp(op, a, b):

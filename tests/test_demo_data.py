@@ -100,6 +100,24 @@ def test_chunking_does_not_change_the_data(tmp_path, monkeypatch):
     assert whole == chunked
 
 
+def test_a_chunk_that_outgrows_the_write_memory_is_written_again_with_more(tmp_path, monkeypatch):
+    # The key indexes of a 10M-order store outgrow the write cap; here a 4 MB cap does at once.
+    whole = fresh(tmp_path, "whole", orders=6_000)
+    limits = []
+    write = demo_data._generate_chunk
+
+    def noting_the_limit(con, *args):
+        limits.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        return write(con, *args)
+
+    monkeypatch.setattr(demo_data, "WRITE_MEMORY", "4MB")
+    monkeypatch.setattr(demo_data, "CUSTOMERS_PER_CHUNK", 600)
+    monkeypatch.setattr(demo_data, "_generate_chunk", noting_the_limit)
+    capped = fresh(tmp_path, "capped", orders=6_000)
+    assert capped == whole
+    assert len(set(limits)) > 1, f"the cap should have been raised: {limits}"
+
+
 def test_the_requested_number_of_orders_is_generated(store):
     con, counts = store
     assert counts["orders"] == ORDERS == value(con, "SELECT count(*) FROM orders")

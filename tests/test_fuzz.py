@@ -43,7 +43,6 @@ from hypothesis import strategies as st
 from linkstar_dsl.checker import check_source
 from linkstar_dsl.cli import main as cli
 from linkstar_dsl.codes import CODES
-from linkstar_dsl.compiler.sql import Unsupported
 from linkstar_dsl.diagnostics import Severity
 from linkstar_dsl.formatter import format_source
 from linkstar_dsl.loader import decode
@@ -573,17 +572,15 @@ def test_there_are_fixtures_of_every_kind():
 
 # ================================================================ findings in other components
 
-#: Flows that check clean but that the compiler cannot plan: `linkstar run` and `linkstar simulate`
-#: stop with an internal error (exit 3).  Found by fuzzing; the compiler (compiler/sql.py) is to
-#: refuse them in the checker or plan them.  Strict: the test fails once they compile, so that
-#: this list is emptied.
+#: Flows that checked clean but that the compiler could not plan, found by fuzzing: `linkstar run`
+#: stopped with an internal error (exit 3).  The compiler now carries money's currency through a
+#: sign and through arithmetic; `test_semantics_money.py` holds the general property.
 CHECKED_BUT_NOT_PLANNED = [
     'flow f\n  purpose service\n  on delivered + 48h\n  where order.total > -5 JPY\n  via line\n  send "delivered"\n',
     'flow f\n  purpose service\n  on delivered + 48h\n  where order.total * 2 > 1 JPY\n  via line\n  send "delivered"\n',
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=Unsupported, reason="the SQL compiler raises Unsupported on money arithmetic the checker accepts")
 @pytest.mark.parametrize("text", CHECKED_BUT_NOT_PLANNED, ids=["negative-money", "money-times-number"])
 def test_a_flow_the_checker_accepts_runs(text, tmp_path):
     import asyncio

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pytest
 
+from linkstar_dsl.gates import iso
 from linkstar_dsl.providers.base import Fault
 from linkstar_dsl.providers.servers import ProviderServers
 from linkstar_dsl.runtime import ledger
@@ -151,6 +154,246 @@ def test_a_temporary_failure_is_retried_later_and_sent_once(tmp_path):
     assert second.sent == 1 and len(deliveries) == 1
 
 
+DOUBTFUL = """
+flow thanks
+  purpose service
+  on delivered + 48h
+  via {channels}
+  send "delivered"
+  between 09:00 and 20:00 local
+"""
+
+
+def _doubtful_answer_scenario(con, provider: str, channels: str, **config):
+    """The provider accepts the message, then answers 500; a second tick comes after any retry is due."""
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            server = getattr(servers, provider)
+            server.inject(Fault(status=500, message="upstream failed", deliver=True))
+            program = compile_text(DOUBTFUL.format(channels=channels))
+            async with Engine(program, con, channels=servers.config(**config), environ=servers.environ(),
+                              render_settings=SETTINGS) as engine:
+                first = await engine.tick(DUE + timedelta(minutes=5))
+                second = await engine.tick(DUE + timedelta(hours=3))
+            await servers.twilio.settle()
+            return first, second, servers
+
+    return run(scenario())
+
+
+@pytest.mark.parametrize("provider, channel, address, config", [
+    ("twilio", "sms", ("phone", "+819012345678"), {}),
+    ("sendgrid", "email", ("email", "c0@example.com"), {"email": "sendgrid"}),
+])
+def test_a_doubtful_answer_from_a_provider_without_idempotency_keys_is_not_sent_again(
+        tmp_path, provider, channel, address, config):
+    from linkstar_dsl.explain import explain, render
+
+    con = make_store(tmp_path / "s.duckdb", n=1, line=False)
+    con.execute(f"UPDATE customers SET {address[0]} = ?", [address[1]])
+    other = "email" if channel == "sms" else "sms"
+    con.execute("UPDATE customers SET phone = coalesce(phone, '+819012345678')")
+    first, second, servers = _doubtful_answer_scenario(con, provider, f"{channel}, {other}", **config)
+    server = getattr(servers, provider)
+    assert [d.recipient for d in server.deliveries] == [address[1]]  # accepted once, never resent
+    assert not servers.smtp.messages  # nor sent on the next channel
+    assert len(servers.twilio.deliveries) + len(servers.sendgrid.deliveries) == 1
+    assert [(c.status, c.reason, c.channel) for c in first.completions] == \
+        [("unknown", "outcome-unknown", channel)]
+    assert second.decisions == () and second.completions == ()
+    row = ledger_rows(con)[0]
+    assert (row["decision"], row["reason"], row["status"], row["channel"]) == \
+        ("send", "outcome-unknown", "unknown", channel)
+    at = DUE + timedelta(hours=4)
+    program = compile_text(DOUBTFUL.format(channels=f"{channel}, {other}"))
+    text = render(explain(con, list(program.plans), program.schema, "o0", at), "order o0", at)
+    assert "ledger: send (outcome-unknown)" in text and f"unknown via {channel}" in text
+    assert "provider's log" in text
+
+
+def test_a_doubtful_answer_from_line_is_retried_under_its_key_and_delivered_once(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=1)
+    first, second, servers = _doubtful_answer_scenario(con, "line", "line, email",
+                                                       line={"limits": {"retries": 0}})
+    assert [(c.status, c.reason) for c in first.completions] == [("retry", "retry")]
+    assert [(c.status, c.channel) for c in second.completions] == [("sent", "line")]
+    assert len(servers.line.received) == 2 and [d.recipient for d in servers.line.deliveries] == [line_id(0)]
+    assert not servers.smtp.messages  # a temporary failure never falls back to the next channel
+    assert ledger_rows(con)[0]["status"] == "sent"
+
+
+def test_a_doubtful_answer_from_line_is_retried_at_once_by_its_adapter(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=1)
+    first, _, servers = _doubtful_answer_scenario(con, "line", "line, email")
+    assert [(c.status, c.channel) for c in first.completions] == [("sent", "line")]
+    assert len(servers.line.received) == 2 and len(servers.line.deliveries) == 1
+
+
+def test_a_certain_failure_before_the_provider_took_the_message_is_still_retried(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=1, line=False)
+    con.execute("UPDATE customers SET phone = '+819012345678'")
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            servers.twilio.inject(Fault(kind="throttle", retry_after=1, times=1))
+            config = servers.config(twilio={"limits": {"retries": 0}})
+            async with Engine(compile_text(DOUBTFUL.format(channels="sms, email")), con, channels=config,
+                              environ=servers.environ(), render_settings=SETTINGS) as engine:
+                first = await engine.tick(DUE + timedelta(minutes=5))
+                second = await engine.tick(DUE + timedelta(minutes=7))
+            await servers.twilio.settle()
+            return first, second, servers
+
+    first, second, servers = run(scenario())
+    assert [(c.status, c.reason) for c in first.completions] == [("retry", "retry")]
+    assert [(c.status, c.channel) for c in second.completions] == [("sent", "sms")]
+    assert len(servers.twilio.deliveries) == 1 and not servers.smtp.messages
+
+
+def _suppressed_before_the_retry(con, suppressed_on: str | None, *faults: Fault, retries: int = 0, **line):
+    """LINE fails the first try (by `faults`), then the buyer is suppressed before the retry is due."""
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            for fault in faults:
+                servers.line.inject(fault)
+            limits = {"retries": retries, "backoff": 0.01, "max_backoff": 0.05, "max_wait": 2}
+            config = servers.config(line={**servers.provider_options()["line"], "limits": limits, **line})
+            async with Engine(compile_text(DOUBTFUL.format(channels="line, email")), con, channels=config,
+                              environ=servers.environ(), render_settings=SETTINGS) as engine:
+                first = await engine.tick(DUE + timedelta(minutes=5))
+                (retry_at,) = con.execute("SELECT send_at FROM ledger").fetchone()
+                con.execute("INSERT INTO suppressions (customer_id, channel, reason, occurred_at, source) "
+                            "VALUES ('c0', ?, 'complaint', ?, 'feedback')", [suppressed_on, retry_at])
+                second = await engine.tick(retry_at + timedelta(seconds=1))
+            return first, second, servers
+
+    return run(scenario())
+
+
+def _ledger_row(con) -> dict:
+    cursor = con.execute("SELECT decision, reason, status, channel, attempts, detail FROM ledger")
+    return dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
+
+
+@pytest.mark.parametrize("suppressed_on, stopped_by", [
+    (None, "not retried: suppressed (the customer is suppressed on every channel)"),
+    ("line", "not retried: line is no longer the channel to use (via email)"),
+])
+def test_a_retry_after_a_doubtful_answer_that_a_gate_stops_is_outcome_unknown(tmp_path, suppressed_on, stopped_by):
+    from linkstar_dsl.explain import explain, render
+
+    con = make_store(tmp_path / "s.duckdb", n=1)
+    first, second, servers = _suppressed_before_the_retry(
+        con, suppressed_on, Fault(status=500, message="upstream failed", deliver=True))
+    assert [(c.status, c.reason) for c in first.completions] == [("retry", "retry")]
+    assert [d.recipient for d in servers.line.deliveries] == [line_id(0)]  # taken, though answered 500
+    assert len(servers.line.received) == 1 and not servers.smtp.messages  # nothing after the suppression
+    assert [(c.status, c.reason, c.channel) for c in second.completions] == \
+        [("unknown", "outcome-unknown", "line")]
+    row = _ledger_row(con)
+    assert (row["decision"], row["reason"], row["status"], row["channel"], row["attempts"]) == \
+        ("send", "outcome-unknown", "unknown", "line", 1)
+    attempt = f"an attempt at {iso(DUE + timedelta(minutes=5))} may have reached line (500 after the request was sent)"
+    assert json.loads(row["detail"])["detail"] == f"{attempt}; {stopped_by}"
+    at = DUE + timedelta(hours=4)
+    program = compile_text(DOUBTFUL.format(channels="line, email"))
+    text = render(explain(con, list(program.plans), program.schema, "o0", at), "order o0", at)
+    assert "ledger: send (outcome-unknown)" in text and "unknown via line" in text
+    assert "the line provider may have taken the message, so it is left for a person to check" in text
+    assert attempt in text and "the runner stopped" not in text
+
+
+def test_a_doubtful_answer_is_not_settled_by_a_later_throttle_within_the_adapters_retries(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=1)
+    first, second, servers = _suppressed_before_the_retry(
+        con, None, Fault(status=502, deliver=True), Fault(kind="throttle", retry_after=0.01, times=2), retries=2)
+    assert len(servers.line.received) == 3 and len(servers.line.deliveries) == 1
+    assert [c.status for c in first.completions] == ["retry"]
+    assert [(c.status, c.reason) for c in second.completions] == [("unknown", "outcome-unknown")]
+    detail = json.loads(_ledger_row(con)["detail"])
+    assert detail["doubtful"]["answer"] == "502 after the request was sent"
+
+
+def test_a_claim_a_stopped_runner_left_is_doubtful_until_its_resend_settles_it(tmp_path):
+    from linkstar_dsl.runtime.decide import decide_tick
+    from linkstar_dsl.runtime.due_set import DueSet
+
+    con = make_store(tmp_path / "s.duckdb", n=1)
+    program = compile_text(DOUBTFUL.format(channels="line, email"))
+    claimed_at = DUE + timedelta(minutes=5)
+    decided = [d for *_, d in decide_tick(con, DueSet(program.plans, program.schema),
+                                          claimed_at - timedelta(hours=1), claimed_at)]
+    assert len(ledger.record_and_claim(con, decided, claimed_at, "a-runner-that-was-killed")) == 1
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            # the killed runner's request may have gone; its successor's resend is throttled
+            servers.line.inject(Fault(kind="throttle", retry_after=1))
+            config = servers.config(line={"limits": {"retries": 0}})
+            async with Engine(program, con, channels=config, environ=servers.environ(), render_settings=SETTINGS,
+                              clock=lambda: claimed_at + timedelta(minutes=1)) as engine:
+                (retry_at,) = con.execute("SELECT send_at FROM ledger").fetchone()
+                con.execute("INSERT INTO suppressions (customer_id, channel, reason, occurred_at, source) "
+                            "VALUES ('c0', NULL, 'complaint', ?, 'feedback')", [retry_at])
+                later = await engine.tick(retry_at + timedelta(seconds=1))
+            return engine.recovered, later, servers
+
+    recovered, later, servers = run(scenario())
+    assert recovered == 1 and not servers.line.deliveries and not servers.smtp.messages
+    assert [(c.status, c.reason) for c in later.completions] == [("unknown", "outcome-unknown")]
+    detail = json.loads(_ledger_row(con)["detail"])["detail"]
+    assert detail.startswith(f"an attempt at {iso(claimed_at)} may have reached line "
+                             "(the runner stopped before it had the answer); not retried: suppressed")
+
+
+def _closed_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("failure", ["throttled", "refused"])
+def test_a_retry_after_a_certain_failure_that_a_gate_stops_is_a_plain_skip(tmp_path, failure):
+    con = make_store(tmp_path / "s.duckdb", n=1)
+    if failure == "throttled":
+        first, second, servers = _suppressed_before_the_retry(con, None, Fault(kind="throttle", retry_after=1))
+    else:
+        first, second, servers = _suppressed_before_the_retry(con, None, base_url=_closed_port())
+    assert [(c.status, c.reason) for c in first.completions] == [("retry", "retry")]
+    assert not servers.line.deliveries and not servers.smtp.messages
+    assert second.completions == ()
+    row = _ledger_row(con)
+    assert (row["decision"], row["reason"], row["status"], row["attempts"]) == ("skip", "suppressed", "decided", 1)
+    assert "doubtful" not in json.loads(row["detail"])
+
+
+def test_a_doubtful_attempt_is_remembered_through_other_deferrals_until_sent(tmp_path):
+    con = make_store(tmp_path / "s.duckdb", n=1)
+
+    async def scenario():
+        async with ProviderServers() as servers:
+            servers.line.inject(Fault(status=503, deliver=True))
+            config = servers.config(line={"limits": {"retries": 0}})
+            async with Engine(compile_text(DOUBTFUL.format(channels="line, email")), con, channels=config,
+                              environ=servers.environ(), render_settings=SETTINGS) as engine:
+                await engine.tick(DUE + timedelta(minutes=5))
+                # the retry comes after the window closed (20:00 in Tokyo): deferred to its opening
+                late = datetime(2026, 9, 3, 11, 30, tzinfo=UTC)
+                deferred = await engine.tick(late)
+                row = _ledger_row(con)
+                reopened = await engine.tick(datetime(2026, 9, 4, 0, 30, tzinfo=UTC))
+            return deferred, row, reopened, servers
+
+    deferred, row, reopened, servers = run(scenario())
+    assert [(d.decision, d.reason) for d in deferred.decisions] == [("defer", "window")]
+    assert json.loads(row["detail"])["doubtful"]["answer"] == "503 after the request was sent"
+    assert [(c.status, c.channel) for c in reopened.completions] == [("sent", "line")]
+    assert len(servers.line.received) == 2 and len(servers.line.deliveries) == 1  # the repeat kept its key
+    assert _ledger_row(con)["status"] == "sent"
+
+
 def test_pausing_a_flow_holds_its_messages_until_resumed(tmp_path):
     con = make_store(tmp_path / "s.duckdb", n=2)
     pause(con, "flow", "thanks", "wrong coupon code", now=DUE - timedelta(hours=1))
@@ -271,6 +514,42 @@ def test_claims_racing_in_open_transactions_leave_one_winner(tmp_path):
     with pytest.raises(duckdb.TransactionException):
         b.execute("COMMIT")  # what `record_and_claim` turns into ClaimConflict for the runner that lost
     assert con.execute("SELECT DISTINCT claimed_by FROM ledger").fetchall() == [("runner-a",)]
+
+
+def test_completions_are_written_a_chunk_at_a_time_while_the_tick_goes_on(tmp_path):
+    """Answers reach the ledger a chunk at a time during the tick, so a crash leaves little claimed."""
+    path = tmp_path / "s.duckdb"
+    make_store(path, n=5).close()
+    con = duckdb.connect(str(path))
+    from linkstar_dsl.runtime.decide import decide_tick
+    from linkstar_dsl.runtime.due_set import DueSet
+
+    program = compile_text(THANKS)
+    now = DUE + timedelta(minutes=5)
+    due = DueSet(program.plans, program.schema)
+    decisions = [d for *_, d in decide_tick(con, due, now - timedelta(hours=1), now)]
+    claimed = ledger.record_and_claim(con, decisions, now, "runner-a")
+
+    def statuses():
+        return dict(con.execute("SELECT status, count(*) FROM ledger GROUP BY status").fetchall())
+
+    async def scenario():
+        writer = ledger.CompletionWriter(con, now, "runner-a", chunk=2)
+        for d in claimed[:3]:
+            writer.add(ledger.Completion(d.key, "sent", "line", "sent", {}, provider_id=f"id-{d.key}"))
+        for _ in range(500):  # the first chunk is committed in a worker thread
+            if statuses().get("sent") == 2:
+                break
+            await asyncio.sleep(0.01)
+        during = statuses()
+        await writer.close()
+        return during
+
+    during = run(scenario())
+    assert during == {"sent": 2, "claimed": 3}  # the third waits for its chunk, or for close()
+    assert statuses() == {"sent": 3, "claimed": 2}
+    assert {r["provider_id"] for r in ledger_rows(con) if r["status"] == "sent"} == \
+        {f"id-{d.key}" for d in claimed[:3]}
 
 
 def _cli(*args):

@@ -143,7 +143,7 @@ def test_the_preference_page_turns_channels_and_purposes_off_and_on(tmp_path):
                        ("sms", None, "opt_in")]
 
 
-def test_a_purpose_turned_off_is_refused_at_the_last_moment_even_where_no_consent_is_needed(tmp_path):
+def test_a_purpose_turned_off_is_held_back_by_the_gates_even_where_no_consent_is_needed(tmp_path):
     async def scenario():
         async with Harness(tmp_path) as h:
             h.clock.now = DELIVERED + timedelta(hours=2)
@@ -157,13 +157,14 @@ def test_a_purpose_turned_off_is_refused_at_the_last_moment_even_where_no_consen
                 metrics
 
     _, recipients, rows, metrics = run(scenario())
-    # the service message to both; the offer (marketing email in the US needs no consent) only to c1
+    # the service message to both; the offer (marketing email in the US needs no consent) only to c1:
+    # the gates read the purpose turned off at the next tick (SPEC.md §7.2), before anything is claimed
     assert sorted(recipients) == ["c0@example.com", "c1@example.com", "c1@example.com"]
     (key, decision, reason, status, detail), other = rows
-    assert (key, decision, reason, status) == ("offer:0:e0", "skip", "send-failed", "failed")
-    assert json.loads(detail)["tried"][0]["code"] == "opted_out"
+    assert (key, decision, reason, status) == ("offer:0:e0", "skip", "opted-out", "decided")
+    assert json.loads(detail)["detail"] == "opted out of marketing on email at 2026-09-01T02:00:00Z (preferences)"
     assert other[1:4] == ("send", "sent", "sent")
-    assert 'linkstar_sends_total{channel="email",outcome="opted_out"} 1' in metrics
+    assert 'outcome="opted_out"' not in metrics
 
 
 def test_erasure_clears_personal_data_keeps_the_ledger_evidence_and_stops_every_message(tmp_path):

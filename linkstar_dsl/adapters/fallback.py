@@ -3,7 +3,9 @@
 The messages are the step's renderings in the order of its `via` list.  Each is tried in turn:
 sent stops; a permanent failure or a suppression moves on to the next channel (the suppression is
 reported so the runtime can record it); a temporary failure stops too, and the runtime retries
-that channel later while the message has not expired.  One message per step, never one per channel.
+that channel later while the message has not expired, unless the answer was doubtful (`RETRY?`)
+and the provider keeps no idempotency key: then the runtime records the outcome as unknown rather
+than risk a second message.  One message per step, never one per channel.
 """
 
 from __future__ import annotations

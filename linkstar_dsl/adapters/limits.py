@@ -19,7 +19,7 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 Clock = Callable[[], float]
 
@@ -75,19 +75,38 @@ class Limits:
         self.limiters = limiters
         self.slots = asyncio.Semaphore(concurrency)
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> _Slot:
         """Held for the whole request: a concurrency slot, then a slot of every rate limiter."""
-        async with self.slots:
-            taken: list[RateLimiter] = []
-            try:
-                for limiter in self.limiters:
-                    await limiter.acquire()
-                    taken.append(limiter)
-                yield
-            finally:
-                for limiter in taken:
-                    limiter.release()
+        return _Slot(self)
+
+
+class _Slot:
+    """`Limits.slot()` as a plain async context manager: it is entered once per request."""
+
+    __slots__ = ("_limits", "_taken")
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._taken: list[RateLimiter] = []
+
+    async def __aenter__(self) -> None:
+        await self._limits.slots.acquire()
+        try:
+            for limiter in self._limits.limiters:
+                await limiter.acquire()
+                self._taken.append(limiter)
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        for limiter in self._taken:
+            limiter.release()
+        self._taken.clear()
+        self._limits.slots.release()
 
 
 class CircuitBreaker:

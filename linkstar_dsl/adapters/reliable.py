@@ -10,6 +10,9 @@
   or when the first attempt may have gone through and the provider has no idempotency key
   (`RETRY?` without `repeat_safe`): resending then could deliver twice;
 * an open circuit answers at once with a retryable result, without calling the provider.
+
+An answer that ends the attempts without a delivery after an earlier doubtful one (`RETRY?` on a
+`repeat_safe` provider, then a 429) is given back as that doubtful answer: the message may be there.
 """
 
 from __future__ import annotations
@@ -43,11 +46,19 @@ class ReliableAdapter:
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         attempt = 0
+        doubtful: SendResult | None = None
         while True:
             attempt += 1
-            result = attrs.evolve(await self._attempt(message), attempts=attempt)
+            result = await self._attempt(message)
+            if result.attempts != attempt:
+                result = attrs.evolve(result, attempts=attempt)
+            doubtful = result if result.maybe_delivered else doubtful
             delay = self._retry_delay(result, attempt)
             if delay is None:
+                if doubtful is not None and not result.sent and not result.maybe_delivered:
+                    # A later answer (429, an open circuit, a refusal) does not settle an earlier
+                    # attempt the provider may have taken: the runtime must still treat it as doubtful.
+                    result = attrs.evolve(doubtful, attempts=attempt)
                 log_result(message, result)
                 return result
             await self._sleep(delay)

@@ -13,8 +13,9 @@ drift apart; a tick then reads all its values from one SQL variable (`by_variabl
 
 from __future__ import annotations
 
+import calendar
 import json
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -29,12 +30,79 @@ CUSTOMER_COLUMNS = ("timezone", "country", "locale", "email", "phone", "line_use
 
 @attrs.frozen
 class Named:
-    """A parameter filled in at execution time: `now`, `since`, `flow`, `step`."""
+    """A parameter filled in at execution time: `now`, `since`, `flow`, `step`, or a value a tick
+    derives from its clock (`clock_value`)."""
 
     name: str
+    #: Its SQL type; a list type (`DATE[]`) travels in a variable of its own (`by_variable`).
+    sql_type: str = "TIMESTAMPTZ"
 
 
 NOW, SINCE, FLOW, STEP = Named("now"), Named("since"), Named("flow"), Named("step")
+
+
+def shifted(edge: str, offset: int) -> Named:
+    """`now` or `since` moved back by a step's offset (seconds): a bound of the trigger's time."""
+    return Named(f"{edge}@{offset}") if offset else Named(edge)
+
+
+def window_day(edge: str, offset: int) -> Named:
+    """The UTC day before the window's start (`first`), or after its end (`last`), moved back by
+    the offset: every local midnight in the window falls between them."""
+    return Named(f"{edge}-day@{offset}", "DATE")
+
+
+def birth_dates(offset: int) -> Named:
+    """Every birth date (from 1900) whose anniversary falls between the two `window_day`s."""
+    return Named(f"birth-dates@{offset}", "DATE[]")
+
+
+#: The days a deferral's birthday may fall on: within the year before `now` (SPEC.md §7.3).
+DEFERRAL_FIRST_DAY, DEFERRAL_LAST_DAY = Named("deferral-first-day", "DATE"), Named("deferral-last-day", "DATE")
+
+
+def clock_value(name: str, now: datetime, since: datetime):
+    """The value of a `Named` derived from the tick's clock (the names made above; an offset
+    may be negative: `on birthday - 7d`)."""
+    if name == "deferral-first-day":
+        return _utc_day(now) - timedelta(days=400)
+    if name == "deferral-last-day":
+        return _utc_day(now) + timedelta(days=1)
+    head, _, offset = name.partition("@")
+    back = timedelta(seconds=int(offset))
+    if head in ("now", "since"):
+        return (now if head == "now" else since) - back
+    first, last = _utc_day(since - back) - timedelta(days=1), _utc_day(now - back) + timedelta(days=1)
+    if head == "first-day":
+        return first
+    if head == "last-day":
+        return last
+    if head == "birth-dates":
+        return birth_dates_between(first, last)
+    raise KeyError(name)
+
+
+def _utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def birth_dates_between(first: date, last: date) -> list[date]:
+    """The birth dates, from 1900 on, whose anniversary falls on a day from `first` to `last`.
+
+    29 February counts in the years it exists and falls on 1 March in the others, so a window
+    holding 1 March also takes every 29 February.  A window of a year or more takes every date.
+    """
+    days = [first + timedelta(days=n) for n in range(min((last - first).days + 1, 366))]
+    month_days = {(d.month, d.day) for d in days}
+    if (3, 1) in month_days:
+        month_days.add((2, 29))
+    found = []
+    for year in range(1900, last.year + 1):
+        for month, day in sorted(month_days):
+            if month == 2 and day == 29 and not calendar.isleap(year):
+                continue
+            found.append(date(year, month, day))
+    return found
 #: The trigger occurrence's time in the due query: events in `unless` and `exit when` count only after it.
 AFTER_TRIGGER = "e.occurred_at"
 SUBJECT = Named("subject")
@@ -117,15 +185,23 @@ def by_variable(statements) -> tuple[list[str], tuple]:
             if key not in index:
                 index[key] = len(slots)
                 slots.append(value)
-            read = f"(getvariable('{VARIABLE}') ->> '$[{index[key]}]')"
-            kind = _sql_type(value)
-            out.append((read if kind == "VARCHAR" else f"CAST({read} AS {kind})") + text)
+            out.append(_read(index[key], _sql_type(value)) + text)
         texts.append("".join(out))
     return texts, tuple(slots)
 
 
+def _read(slot: int, kind: str) -> str:
+    """SQL reading one slot: a value of the document, or a list from the variable of its own."""
+    if kind.endswith("[]"):
+        return f"CAST(CAST(getvariable('{VARIABLE}_{slot}') AS JSON) AS {kind})"
+    read = f"(getvariable('{VARIABLE}') ->> '$[{slot}]')"
+    return read if kind == "VARCHAR" else f"CAST({read} AS {kind})"
+
+
 def _sql_type(value) -> str:
-    if isinstance(value, (Named, datetime)):
+    if isinstance(value, Named):
+        return value.sql_type
+    if isinstance(value, datetime):
         return "TIMESTAMPTZ"
     if isinstance(value, bool):
         return "BOOLEAN"
@@ -139,16 +215,36 @@ def _sql_type(value) -> str:
 
 
 def document(slots: tuple, **named) -> str:
-    """The JSON document for `VARIABLE`: each slot's value, `Named` ones taken from `named`."""
+    """The JSON document for `VARIABLE`: each slot's value, `Named` ones taken from `named` or
+    derived from its `now` and `since` (`clock_value`); a list's slot holds null."""
     values = []
     for slot in slots:
-        value = named[slot.name] if isinstance(slot, Named) else slot
-        if isinstance(value, datetime):
+        value = None if _is_list(slot) else _value(slot, named)
+        if isinstance(value, (datetime, date)):
             value = value.isoformat()
         elif isinstance(value, Decimal):
             value = str(value)
         values.append(value)
     return json.dumps(values, ensure_ascii=False)
+
+
+def list_documents(slots: tuple, **named) -> list[tuple[str, str]]:
+    """(variable, JSON array) for each list slot: a list travels alone, so that the many short
+    reads of `VARIABLE` a statement folds do not parse it each time."""
+    return [(f"{VARIABLE}_{i}", json.dumps([v.isoformat() for v in _value(slot, named)]))
+            for i, slot in enumerate(slots) if _is_list(slot)]
+
+
+def _is_list(slot) -> bool:
+    return isinstance(slot, Named) and slot.sql_type.endswith("[]")
+
+
+def _value(slot, named: dict):
+    if not isinstance(slot, Named):
+        return slot
+    if slot.name in named:
+        return named[slot.name]
+    return clock_value(slot.name, named["now"], named["since"])
 
 
 @attrs.frozen
@@ -196,10 +292,11 @@ def build_tick(plans, schema: Schema) -> TickQuery:
     uses = {alias for alias, _ in fields}
     pending = q(f"(SELECT occurrence FROM {TEMP}defers WHERE send_at <= {{}})", NOW)
 
+    # Each step's number in the `s` column, with what a due row takes from its step.
+    step_values = Q("tick_steps AS (SELECT * FROM (VALUES ") + _join(
+        q(f"({i}, {{}}, {{}}, {{}}, {{}}, {{}})", plan.name, step.index, plan.event, step.offset, _kind(plan))
+        for i, (plan, step) in enumerate(steps)) + ") AS st(s, flow, step, event, off, kind))"
     statements = [
-        _table("steps", Q("SELECT * FROM (VALUES ") + _join(
-            q(f"({i}, {{}}, {{}}, {{}}, {{}}, {{}})", plan.name, step.index, plan.event, step.offset, _kind(plan))
-            for i, (plan, step) in enumerate(steps)) + ") AS st(s, flow, step, event, off, kind)"),
         _table("fresh", _union(_fresh(steps))),
         # The ledger's `decision` index finds the deferrals when the statement filters on it alone.
         _table("defers", Q("SELECT flow, step, occurrence, customer_id, send_at FROM ledger WHERE decision = 'defer'"))]
@@ -213,10 +310,10 @@ def build_tick(plans, schema: Schema) -> TickQuery:
         statements.append(_table("pending_c", q(
             "SELECT id, timezone, birthday, last_order_at FROM customers WHERE id IN "
             f"(SELECT customer_id FROM {TEMP}defers WHERE send_at <= {{}})", NOW)))
-    statements.append(_table("due", Q(
-        "WITH k AS (SELECT f.s, concat(st.flow, ':', st.step, ':', f.occurrence) AS key, f.occurrence, f.order_id, "
+    statements.append(_table("due", Q("WITH ") + step_values + Q(
+        ",\nk AS (SELECT f.s, concat(st.flow, ':', st.step, ':', f.occurrence) AS key, f.occurrence, f.order_id, "
         "f.customer_id, f.cart_id, f.occurred_at, f.occurred_at + to_seconds(st.off) AS due_at "
-        f"FROM {TEMP}fresh f JOIN {TEMP}steps st ON st.s = f.s),\n"
+        f"FROM {TEMP}fresh f JOIN tick_steps st ON st.s = f.s),\n"
         "decided AS MATERIALIZED (SELECT key FROM ledger WHERE key IN (SELECT key FROM k))\n"
         "SELECT * FROM k WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.key = k.key)\n"
         "  UNION ALL\n") + _union(_deferred(kind) for kind in sorted(kinds))))
@@ -255,19 +352,20 @@ def build_tick(plans, schema: Schema) -> TickQuery:
             f"(SELECT cart_id FROM {rows_of(lambda c: 'ct' in c.uses)})")))
     event = "list(struct_pack(event := e.event, ts := e.occurred_at)) AS evs"
     orders_read = f"SELECT order_id FROM {rows_of(lambda c: 'order_events' in c.reads)}"
+    if "order_events" in reads:
+        statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM order_events e "
+                                          f"WHERE e.order_id IN ({orders_read}) GROUP BY e.order_id")))
     if "customer_orders" in reads:
+        # Apart from the due orders' events: DuckDB reads through an index only while the rows a
+        # statement matches stay under `index_scan_max_count` (or 0.1% of the table), and scans the
+        # whole table past it.
         statements.append(_table("cord", Q(
             f"SELECT id, customer_id FROM orders WHERE customer_id IN "
             f"(SELECT customer_id FROM {rows_of(lambda c: 'customer_orders' in c.reads)})")))
-        statements.append(_table("oe", Q(
-            f"SELECT order_id, event, occurred_at FROM order_events WHERE order_id IN "
-            f"(SELECT id FROM {TEMP}cord UNION ALL {orders_read})")))
-        statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM {TEMP}oe e GROUP BY e.order_id")))
-        statements.append(_table("coev", Q(f"SELECT o.customer_id, {event} FROM {TEMP}oe e "
-                                           f"JOIN {TEMP}cord o ON o.id = e.order_id GROUP BY o.customer_id")))
-    elif "order_events" in reads:
-        statements.append(_table("oev", Q(f"SELECT e.order_id, {event} FROM order_events e "
-                                          f"WHERE e.order_id IN ({orders_read}) GROUP BY e.order_id")))
+        statements.append(_table("coev", Q(
+            f"SELECT o.customer_id, {event} FROM (SELECT order_id, event, occurred_at FROM order_events "
+            f"WHERE order_id IN (SELECT id FROM {TEMP}cord)) e JOIN {TEMP}cord o ON o.id = e.order_id "
+            "GROUP BY o.customer_id")))
     if "customer_events" in reads:
         statements.append(_table("cev", Q(
             f"SELECT e.customer_id, {event} FROM customer_events e WHERE e.customer_id IN "
@@ -342,52 +440,75 @@ def _union(parts) -> Q:
     return out
 
 
+#: Trigger offsets closer than this share one scan of the events: the events between two such
+#: windows cost less to read and drop than a statement part of their own (at a few thousand
+#: orders a day).
+NEARBY_OFFSETS = 3 * 86_400
+
+
 def _fresh(steps) -> list[Q]:
     """The occurrences whose due time is in (since, now], as (s, occurrence, order_id,
-    customer_id, cart_id, occurred_at): per trigger offset, one range on the trigger's time for
-    every step with that offset; `last_order` and `birthday` step by step."""
-    offsets: dict[tuple[str, int], list[int]] = {}
+    customer_id, cart_id, occurred_at): per group of nearby trigger offsets, one range on the
+    trigger's time, each row then matched to the steps it is due in; `last_order` and `birthday`
+    step by step."""
+    by_kind: dict[str, list[int]] = {}
     parts = []
     for i, (plan, step) in enumerate(steps):
         kind = _kind(plan)
         if kind in (_ORDER_SOURCE, _CUSTOMER_SOURCE):
-            offsets.setdefault((kind, step.offset), []).append(i)
+            by_kind.setdefault(kind, []).append(i)
         else:
             parts.append(_fresh_profile(i, plan, step))
-    for (kind, offset), numbers in offsets.items():
-        table, who = (("order_events", "NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id")
-                      if kind == _ORDER_SOURCE else ("customer_events", "x.customer_id, x.cart_id"))
-        by_event: dict[str, list[int]] = {}
-        for i in numbers:
-            by_event.setdefault(steps[i][0].event, []).append(i)
-        # Each event's steps, so an event due in two steps yields a row for each.
-        which = Q("unnest(CASE x.event")
-        for event, those in by_event.items():
-            which = which + q(f" WHEN {{}} THEN [{', '.join(map(str, those))}]", event)
-        parts.append(Q("SELECT ") + which + f" END) AS s, x.id AS occurrence, x.order_id, {who}, x.occurred_at "
-                     f"FROM {table} x WHERE x.event IN (" + _join(q("{}", e) for e in by_event)
-                     + q(") AND x.occurred_at > {} - to_seconds({}) AND x.occurred_at <= {} - to_seconds({})",
-                         SINCE, offset, NOW, offset))
+    for kind, numbers in by_kind.items():
+        for group in _nearby(sorted({steps[i][1].offset for i in numbers})):
+            parts.append(_fresh_events(kind, [(i, steps[i]) for i in numbers if steps[i][1].offset in group]))
     return parts
+
+
+def _nearby(offsets: list[int]) -> list[set[int]]:
+    """Sorted offsets in groups, each offset within `NEARBY_OFFSETS` of the one before it."""
+    groups: list[set[int]] = []
+    for offset in offsets:
+        if groups and offset - max(groups[-1]) <= NEARBY_OFFSETS:
+            groups[-1].add(offset)
+        else:
+            groups.append({offset})
+    return groups
+
+
+def _fresh_events(kind: str, numbered) -> Q:
+    """One scan of an events table over the windows of some steps, each row joined to the steps
+    (event, window) it falls in: an event due in two steps yields a row for each."""
+    table, who = (("order_events", "NULL::VARCHAR AS customer_id, NULL::VARCHAR AS cart_id")
+                  if kind == _ORDER_SOURCE else ("customer_events", "x.customer_id, x.cart_id"))
+    offsets = [step.offset for _, (_, step) in numbered]
+    events = list(dict.fromkeys(plan.event for _, (plan, _) in numbered))
+    windows = _join(q(f"({i}, {{}}, {{}}, {{}})", plan.event, shifted("since", step.offset), shifted("now", step.offset))
+                    for i, (plan, step) in numbered)
+    return (Q(f"SELECT w.s, x.id AS occurrence, x.order_id, {who}, x.occurred_at FROM {table} x JOIN (VALUES ")
+            + windows + ") AS w(s, event, low, high) ON w.event = x.event AND x.occurred_at > w.low "
+            "AND x.occurred_at <= w.high WHERE x.event IN (" + _join(q("{}", e) for e in events)
+            + q(") AND x.occurred_at > {} AND x.occurred_at <= {}", shifted("since", max(offsets)),
+                shifted("now", min(offsets))))
 
 
 def _fresh_profile(i: int, plan: FlowPlan, step: StepPlan) -> Q:
     """A `last_order` or `birthday` step's occurrences due in (since, now]."""
-    low, high = q("{} - to_seconds({})", SINCE, step.offset), q("{} - to_seconds({})", NOW, step.offset)
-    low_day, high_day = q("CAST(timezone('UTC', {}) AS DATE) - 1", low), q("CAST(timezone('UTC', {}) AS DATE) + 1", high)
+    low, high = shifted("since", step.offset), shifted("now", step.offset)
+    first_day, last_day = q("{}", window_day("first", step.offset)), q("{}", window_day("last", step.offset))
     if _kind(plan) == "last_order":
         people = q("SELECT id, last_order_at FROM customers WHERE last_order_at > {} AND last_order_at <= {}", low, high)
     else:
-        people = _birthdays_between(low_day, high_day)
+        people = _born_on(birth_dates(step.offset))
     return (Q(f"SELECT {i} AS s, x.id AS occurrence, NULL::VARCHAR AS order_id, x.customer_id, "
               "NULL::VARCHAR AS cart_id, x.occurred_at FROM ")
-            + _profile_occurrences(_kind(plan), people, low_day, high_day)
+            + _profile_occurrences(_kind(plan), people, first_day, last_day)
             + q(" x WHERE x.occurred_at > {} AND x.occurred_at <= {}", low, high))
 
 
 def _deferred(kind: str) -> Q:
     """The occurrences of one kind the ledger deferred to a time now past (found by their id)."""
-    steps = (f"FROM {TEMP}defers p JOIN {TEMP}steps st ON st.flow = p.flow AND st.step = p.step "
+    steps = (f"FROM {TEMP}defers p JOIN tick_steps st ON st.flow = p.flow AND st.step = p.step "
              "AND st.kind = ")
     head = ("SELECT st.s, concat(st.flow, ':', st.step, ':', x.id) AS key, x.id AS occurrence, ")
     times = "x.occurred_at, x.occurred_at + to_seconds(st.off) AS due_at "
@@ -400,35 +521,23 @@ def _deferred(kind: str) -> Q:
                  + f"{{}} JOIN {TEMP}pending_ce x ON x.id = p.occurrence AND x.event = st.event "
                  "WHERE p.send_at <= {}", kind, NOW)
     # A deferral never outlives a year: its birthday is this year's or last year's.
-    low_day = q("CAST(timezone('UTC', {}) AS DATE) - 400", NOW)
-    high_day = q("CAST(timezone('UTC', {}) AS DATE) + 1", NOW)
+    low_day, high_day = q("{}", DEFERRAL_FIRST_DAY), q("{}", DEFERRAL_LAST_DAY)
     people = Q(f"SELECT * FROM {TEMP}pending_c")
     return (Q(head + "NULL::VARCHAR AS order_id, x.customer_id, NULL::VARCHAR AS cart_id, " + times + steps)
             + q("{} JOIN ", kind) + _profile_occurrences(kind, people, low_day, high_day)
             + q(" x ON x.id = p.occurrence WHERE p.send_at <= {}", NOW))
 
 
-def _birthdays_between(low_day: Q, high_day: Q) -> Q:
-    """The customers whose birthday falls on a day from `low_day` to `high_day` (any year).
+def _born_on(dates: Named) -> Q:
+    """The customers born on one of `dates` (the window's, from 1900 on: `birth_dates_between`).
 
-    Local midnight is within a day of the UTC date, so a window's birthdays are on these days;
-    29 February also counts for 1 March.  The candidates are matched as exact dates, one per
-    birth year from 1900 (a hash lookup per customer, cheaper than taking dates apart); the rare
-    earlier birthday is found by month and day, where the column's zone maps skip all else.
+    Matching whole dates is a hash lookup per customer, cheaper than taking dates apart; the rare
+    birthday before 1900 is found by month and day, where the column's zone maps skip all else.
     """
-    day = "(month(birthday) * 100 + day(birthday))"
-    leap = "(y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0))"
-    return (q("SELECT id, timezone, birthday FROM (WITH bd AS (SELECT {} AS lo, {} AS hi), ", low_day, high_day)
-            + "days AS (SELECT CAST(bd.lo + CAST(r AS INTEGER) AS DATE) AS d FROM bd, range(0, 3700) t(r) "
-              "WHERE bd.lo + CAST(r AS INTEGER) <= bd.hi), "
-              "years AS (SELECT unnest(range(1900, year(bd.hi) + 1)) AS y FROM bd), "
-              f"dates AS (SELECT CASE WHEN month(d) = 2 AND day(d) = 29 AND NOT {leap} THEN NULL "
-              "ELSE make_date(CAST(y AS INTEGER), month(d), day(d)) END AS b FROM days, years "
-              f"UNION ALL SELECT make_date(CAST(y AS INTEGER), 2, 29) FROM days, years "
-              f"WHERE month(d) = 3 AND day(d) = 1 AND {leap}) "
-              "SELECT id, timezone, birthday FROM customers WHERE birthday IN (SELECT b FROM dates) "
-              "UNION ALL SELECT id, timezone, birthday FROM customers WHERE birthday < DATE '1900-01-01' "
-              f"AND ({day} = 229 OR {day} IN (SELECT month(d) * 100 + day(d) FROM days)))")
+    return q("SELECT id, timezone, birthday FROM customers WHERE birthday IN (SELECT unnest({})) "
+             "UNION ALL SELECT id, timezone, birthday FROM customers WHERE birthday < DATE '1900-01-01' "
+             "AND month(birthday) * 100 + day(birthday) IN (SELECT month(b) * 100 + day(b) FROM (SELECT unnest({}) AS b))",
+             dates, dates)
 
 
 def _profile_occurrences(kind: str, people: Q, low_day: Q, high_day: Q) -> Q:
@@ -551,8 +660,7 @@ def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), ev
         if not gate_inputs:
             return head + extra + "\n" + source
         return head + q(
-            ",\n  (SELECT list(DISTINCT coalesce(s.channel, '*')) FROM suppressions s\n"
-            "     WHERE s.customer_id = c.id AND s.occurred_at <= {}) AS suppressed,\n"
+            ",\n  {},\n"
             "  (SELECT list(struct_pack(channel := k.channel, level := k.level,\n"
             "                           double_opt_in := k.double_opt_in_at IS NOT NULL, granted_at := k.granted_at))\n"
             "     FROM consents k WHERE k.customer_id = c.id AND k.purpose IN ({}, 'any')\n"
@@ -564,8 +672,8 @@ def _select(plan: FlowPlan, step: StepPlan, schema: Schema, extra: Q = Q(""), ev
             "      AND l.decision = 'send' AND l.send_at > {} - to_seconds({})) AS cap_used,\n"
             "  EXISTS (SELECT 1 FROM ledger l WHERE l.flow = {} AND l.decision = 'send' AND l.occurrence <> e.id\n"
             "      AND (l.order_id = o.id OR ({} = 'customer' AND l.customer_id = c.id))) AS once_used{}\n",
-            NOW, plan.purpose, NOW, NOW, plan.purpose, NOW, FLOW, plan.purpose, NOW, cap_window,
-            FLOW, plan.once_per or "", extra,
+            _suppressions_and_opt_outs(plan), plan.purpose, NOW, NOW, plan.purpose, NOW, FLOW, plan.purpose, NOW,
+            cap_window, FLOW, plan.once_per or "", extra,
         ) + source
 
     return select
@@ -588,3 +696,26 @@ def _customer_event_source(event: str) -> Q:
                                         "range(year(timezone('UTC', {})) - 1, year(timezone('UTC', {})) + 2) AS years(y) "
                                         "WHERE birthday IS NOT NULL)", SINCE, NOW))
     return Q("customer_events")
+
+
+#: Suppression reasons that close a channel to some purposes only (`gate_inputs.PURPOSE_SUPPRESSIONS`).
+_PURPOSE_SUPPRESSIONS = (("whatsapp_marketing_opt_out", ("marketing", "review")),)
+
+
+def _suppressions_and_opt_outs(plan: FlowPlan) -> Q:
+    """The recipient's `suppressed` channels for the flow's purpose and `opted_out`, their purpose
+    opt-outs in force (the latest choice per channel being `opt_out`; of a tie, the opt-out)."""
+    suppressed = q("(SELECT list(DISTINCT coalesce(s.channel, '*')) FROM suppressions s\n"
+                   "     WHERE s.customer_id = c.id AND s.occurred_at <= {}", NOW)
+    for reason, purposes in _PURPOSE_SUPPRESSIONS:
+        suppressed = suppressed + q(" AND NOT (s.reason = {} AND {} NOT IN (", reason, plan.purpose) \
+            + _join(q("{}", purpose) for purpose in purposes) + "))"
+    opted_out = q(
+        "(SELECT list(struct_pack(channel := p.channel, purpose := p.purpose, at := p.occurred_at, source := p.source)\n"
+        "       ORDER BY p.channel) FROM (SELECT coalesce(pc.channel, '*') AS channel, pc.purpose, pc.choice,\n"
+        "       pc.occurred_at, pc.source FROM preference_changes pc\n"
+        "     WHERE pc.customer_id = c.id AND pc.purpose = {} AND pc.occurred_at <= {}\n"
+        "     QUALIFY row_number() OVER (PARTITION BY coalesce(pc.channel, '*')\n"
+        "       ORDER BY pc.occurred_at DESC, pc.choice = 'opt_out' DESC) = 1) p WHERE p.choice = 'opt_out')",
+        plan.purpose, NOW)
+    return suppressed + ") AS suppressed,\n  " + opted_out + " AS opted_out"

@@ -1,7 +1,9 @@
 """Name resolution: every event, field, enum value, channel, purpose and market must exist.
 
 A misspelt name parses fine and would silently never match, so each one is resolved against the
-schema (`schema.py`) and an unknown one gets a diagnostic with the nearest known name.
+schema (`schema.py`) and an unknown one gets a diagnostic with the nearest known name.  A record
+may be declared that no running flow can read (the runtime fetches the order, its customer, its
+review and the cart of a cart event for each message): reading one of its fields is refused.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import ast
+from ..compiler.sql import ALIASES as READ_RECORDS
 from ..diagnostics import Diagnostic, Fix, make
 from ..schema import CHANNELS, FUNCTIONS, MARKETS, METRICS, PURPOSES, Schema
 from ..suggest import did_you_mean
@@ -98,10 +101,19 @@ def expressions(module: ast.Module, env) -> Iterator[Diagnostic]:
             elif len(node.parts) > 2:
                 yield make("not-a-record", node.parts[2].span, name=f"{head.value}.{field.value}",
                            help=("only one level of fields exists: `entity.field`",))
+            elif head.value not in READ_RECORDS:
+                yield _not_read(head, field)
         elif len(node.parts) > 1:
             yield _unknown("unknown-entity", head, entity_names, "record")
         elif head.value not in schema.events and not schema.enum_of_value(head.value):
             yield _unknown("unknown-name", head, bare, "name")
+
+
+def _not_read(head: ast.Name, field: ast.Name) -> Diagnostic:
+    records = ", ".join(f"`{r}`" for r in READ_RECORDS)
+    return make("record-not-read", head.span, name=head.value, records=records,
+                help=(("for each message the runtime fetches the order, its customer, its review and the cart "
+                       f"of a cart event: declare `{field.value}` on one of them, for example in `entity order`"),))
 
 
 PASSES = (events, vocabulary, expressions, metrics)

@@ -4,6 +4,9 @@ Types come from literals and from the schema (`order.total` is money, a bare eve
 event, usable as a condition).  A bare enum value (`FBA`) takes its enum from the other side of
 the comparison or membership it appears in; a quoted text compared with an enum must be one of
 its values.  Names the resolver already rejected have the unknown type and stay silent here.
+
+An amount of money carries its currency beside it, so a list of amounts exists only as the list
+after `in` (`order.total in [5 USD, 10 USD]`): elsewhere, and as a declared field, it is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ class _Typer:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.diagnostics: list[Diagnostic] = []
+        #: The list literals written right after `in`: the only place a list of amounts may be.
+        self.after_in: set[int] = set()
 
     def report(self, code: str, node: ast.Node, **args) -> None:
         self.diagnostics.append(make(code, node.span, **args))
@@ -78,7 +83,12 @@ class _Typer:
                 element = t
             elif not comparable(element, t):
                 self.report("type-mismatch", item, left=str(element), right=str(t), what="list items")
-        return Type("list", element=element or UNKNOWN)
+        found = Type("list", element=element or UNKNOWN)
+        if found.element.kind == "money" and id(node) not in self.after_in:
+            self.report("money-list", node, what="this list",
+                        help=(("test one amount at a time, or ask whether an amount is one of them: "
+                               "`order.total in [5 USD, 10 USD]`"),))
+        return found
 
     def _BoolOp(self, node: ast.BoolOp, expected) -> Type:
         for operand in node.operands:
@@ -121,6 +131,7 @@ class _Typer:
         return False
 
     def _Member(self, node: ast.Member, expected) -> Type:
+        self.after_in.add(id(node.container))
         container = self.type_of(node.container)
         if container.kind == "list" and container.element is not None and not container.element.is_unknown:
             item = self.type_of(node.item, container.element)
@@ -167,10 +178,59 @@ class _Typer:
             return UNKNOWN
         return t
 
+    def param(self, expr) -> None:
+        """A `send` parameter: a literal, a field, or arithmetic on numbers and money (7.11)."""
+        found = self.type_of(expr)
+        if found.is_unknown:
+            return
+        offending = _not_a_value(expr)
+        if offending is None and isinstance(expr, (ast.Arith, ast.Negate)) \
+                and found.kind not in NUMERIC | {"money", "percent"}:
+            offending = expr
+        if offending is not None:
+            self.report("param-not-value", offending, found=_param_kind(offending, found),
+                        help=(("a parameter is a literal, a field such as `order.total`, or arithmetic on "
+                               "numbers and money; conditions and dates are worked out in the template "
+                               "from `order`, `customer`, `cart` and `review`"),))
+
     def condition(self, expr, where: str) -> None:
         t = self.type_of(expr)
         if not t.is_condition:
             self.report("not-a-condition", expr, found=str(t), where=where)
+
+
+_PARAM_LEAVES = (ast.StringLit, ast.IntLit, ast.DecimalLit, ast.BoolLit, ast.MoneyLit, ast.PercentLit,
+                 ast.DurationLit)
+
+
+def _not_a_value(expr):
+    """The first part of a `send` parameter that the runtime cannot work out for a template."""
+    if isinstance(expr, _PARAM_LEAVES) or (isinstance(expr, ast.Path) and len(expr.parts) == 2):
+        return None
+    if isinstance(expr, ast.Negate):
+        return _not_a_value(expr.operand)
+    if isinstance(expr, ast.Arith):
+        return _not_a_value(expr.left) or _not_a_value(expr.right)
+    return expr
+
+
+def _param_kind(node, whole: Type) -> str:
+    if isinstance(node, (ast.Arith, ast.Negate)):
+        return f"arithmetic giving {whole}"
+    if isinstance(node, ast.Call):
+        return f"`{node.func.value}(…)`, worked out only in conditions,"
+    if isinstance(node, ast.ListExpr):
+        return "a list"
+    if isinstance(node, ast.Path):
+        return f"the bare name `{node.parts[0].value}`"
+    if isinstance(node, ast.TimeLit):
+        return "a time of day"
+    return "a condition"
+
+
+def holds_money(t: Type | None) -> bool:
+    """Whether a list type holds amounts of money, at any depth."""
+    return t is not None and t.kind == "list" and (t.element.kind == "money" or holds_money(t.element))
 
 
 def _arith(op: str, a: str, b: str) -> Type | None:
@@ -202,7 +262,7 @@ def expressions(module: ast.Module, env) -> Iterator[Diagnostic]:
         elif isinstance(node, ast.Trigger) and node.unless is not None:
             typer.condition(node.unless, "`unless`")
         elif isinstance(node, ast.Param):
-            typer.type_of(node.value)
+            typer.param(node.value)
     yield from typer.diagnostics
 
 
@@ -212,8 +272,13 @@ def schema_types(module: ast.Module, env) -> Iterator[Diagnostic]:
     for decl in module.declarations:
         if isinstance(decl, ast.Entity):
             for field in decl.fields:
-                if from_ref(field.type, schema.enums) is None:
+                declared = from_ref(field.type, schema.enums)
+                if declared is None:
                     yield make("unknown-type", field.type.span, name=field.type.span.text)
+                elif holds_money(declared):
+                    yield make("money-list", field.type.span, what="this field",
+                               help=(("give each amount a field of its own (`money` keeps its currency beside "
+                                      "it), or keep the amounts as numbers: `list[decimal]`"),))
         elif isinstance(decl, ast.EventDecl) and decl.subject.value not in schema.entities:
             yield make("unknown-entity", decl.subject.span, name=decl.subject.value)
 

@@ -51,15 +51,17 @@ def _exclusions(con, due, now: datetime) -> dict[tuple[str, str], list[tuple[tup
     Only exclusions the checker could not prove the flow's own guards make (`excluded-at-send`)
     are here, and only for orders on the policy's platform.
     """
-    wanted = [(plan, row) for plan, _, row in due if row.get("order_id")
-              and any(ob.requirement == "excludes" for ob in plan.obligations)]
+    plans = {plan.name: plan for plan, _, _ in due}
+    excluding = {name: plan for name, plan in plans.items()
+                 if any(ob.requirement == "excludes" for ob in plan.obligations)}
+    wanted = [(plan, row) for plan, _, row in due if plan.name in excluding and row.get("order_id")]
     if not wanted:
         return {}
     orders = sorted({row["order_id"] for _, row in wanted})
-    fields = sorted({test.split("=", 1)[0].split(".", 1)[1] for plan, _ in wanted for ob in plan.obligations
-                     if ob.requirement == "excludes" for test in ob.args if test.startswith("order.")})
-    events = sorted({test.split(":", 1)[1] for plan, _ in wanted for ob in plan.obligations
-                     if ob.requirement == "excludes" for test in ob.args if test.startswith("event:")})
+    tests = [test for plan in excluding.values() for ob in plan.obligations if ob.requirement == "excludes"
+             for test in ob.args]
+    fields = sorted({test.split("=", 1)[0].split(".", 1)[1] for test in tests if test.startswith("order.")})
+    events = sorted({test.split(":", 1)[1] for test in tests if test.startswith("event:")})
     values: dict[str, dict] = {}
     if fields:
         # The field names come from the checked schema, never from data; quoted all the same.

@@ -5,8 +5,14 @@ the step's `via` list the recipient can be reached on.  Each is rendered for the
 locale (a template that does not render moves on to the next channel, and is never sent half
 filled), then sent through the channel engine: sent stops; a permanent failure or a suppression
 moves on; a temporary failure stops, and the send is deferred for a retry with backoff (the gates
-are checked again then) until its attempts run out.  Suppressions the providers report are
-written to the store at once, so no later message goes to that address.
+are checked again then) until its attempts run out.  A doubtful failure (`RETRY?`: a 5xx, a reset
+or a timeout after the request may have reached the provider) on a channel whose provider keeps
+no idempotency key stops too, and completes the send as `outcome-unknown`: retrying it, or trying
+the next channel, could deliver a second message.  On a channel whose provider keeps one, the
+doubtful attempt is retried like a temporary failure, and noted in the retry (`doubtful`): from
+then on the send goes only to that channel, and a retry that does not end sent ends `unknown`,
+never failed.  Suppressions the providers report are written to the store at once, so no later
+message goes to that address.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import attrs
 
 from ..adapters.messages import Outcome, OutgoingMessage, SendResult
 from ..compiler.plan import FlowPlan, StepPlan
-from ..gates import ADDRESS, Decision, channel_problem, recipient_country
+from ..gates import ADDRESS, Decision, channel_problem, iso, recipient_country
 from ..policies import MARKET_COUNTRIES
-from .ledger import Completion
+from .ledger import Completion, describe_doubt
 from .sqlvalues import ID_LIST, id_list
 
 #: Waits before the retries of a send that met a temporary failure on every channel tried.
@@ -39,6 +45,8 @@ class Job:
     step: StepPlan
     row: Mapping
     attempts: int = 0
+    #: An earlier attempt that may have reached the provider (`ledger.settle_doubt`): when, where, its answer.
+    doubt: Mapping | None = None
 
 
 @attrs.frozen
@@ -92,6 +100,8 @@ def requirements(plan: FlowPlan, channel: str, row: Mapping) -> set[str]:
 
 def candidates(job: Job, paused_channels: Mapping[str, str]) -> list[str]:
     chosen = job.decision.channel
+    if job.doubt is not None:
+        return [chosen]  # another channel could deliver a second message
     later = list(job.step.channels)
     later = later[later.index(chosen) + 1:] if chosen in later else []
     suppressed = set(job.row.get("suppressed") or ())
@@ -110,7 +120,10 @@ class Dispatcher:
     on_suppress: Callable[[str, str, str, str], None] | None = None
     #: Called with the keys of a batch about to go to providers without idempotency keys.
     on_attempt: Callable[[list[str]], None] | None = None
+    #: Called with each completion as soon as its send has ended (the ledger writes them in chunks).
+    on_complete: Callable[[Completion], None] | None = None
     max_attempts: int = len(RETRY_BACKOFF) + 1
+    _requirements: dict = attrs.field(factory=dict, init=False)
 
     async def run(self, jobs: Sequence[Job], records: Records, now: datetime,
                   paused_channels: Mapping[str, str]) -> list[Completion]:
@@ -135,17 +148,38 @@ class Dispatcher:
             for index, job in order:
                 if index // self.concurrency not in marked:
                     mark(index // self.concurrency)
-                results[index] = await self.send(job, records, now, paused_channels)
+                completion = await self.send(job, records, now, paused_channels)
+                if completion.key in counted:
+                    completion = attrs.evolve(completion, counted=True)
+                results[index] = completion
+                if self.on_complete is not None:
+                    self.on_complete(completion)
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(jobs)))))
-        return [attrs.evolve(c, counted=True) if c.key in counted else c for c in results]
+        return results
 
     def _repeat_safe(self, channel: str) -> bool:
         adapter = getattr(self.channels, "adapters", {}).get(channel)
         return bool(getattr(adapter, "repeat_safe", False))
 
+    def _requires(self, job: Job, channel: str) -> set[str]:
+        """`requirements`, worked out once per flow, channel and country in a tick."""
+        country = recipient_country(job.row)
+        key = (job.plan.name, channel, country if isinstance(country, str) else None)
+        found = self._requirements.get(key)
+        if found is None:
+            found = self._requirements[key] = requirements(job.plan, channel, job.row)
+        return found
+
     async def send(self, job: Job, records: Records, now: datetime,
                    paused_channels: Mapping[str, str]) -> Completion:
+        completion = await self._send(job, records, now, paused_channels)
+        if job.doubt is not None and completion.status == "failed":
+            return _still_doubtful(completion, job.doubt)
+        return completion
+
+    async def _send(self, job: Job, records: Records, now: datetime,
+                    paused_channels: Mapping[str, str]) -> Completion:
         d = job.decision
         customer = records.customers.get(d.customer_id)
         tried: list[dict] = []
@@ -159,12 +193,13 @@ class Dispatcher:
             try:
                 context = self.context_for(job, records, channel)
                 content = renderer.render(d.template, channel, (customer or {}).get("locale") or "en", context,
-                                          purpose=job.plan.purpose, requires=requirements(job.plan, channel, job.row))
+                                          purpose=job.plan.purpose, requires=self._requires(job, channel))
             except Exception as exc:  # a template that does not render is that channel's permanent failure
                 tried.append({"channel": channel, "outcome": "permanent", "code": "render_error",
                               "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
                 continue
-            messages.append(OutgoingMessage.for_decision(attrs.evolve(d, channel=channel), to, content,
+            decision = d if channel == d.channel else attrs.evolve(d, channel=channel)
+            messages.append(OutgoingMessage.for_decision(decision, to, content,
                                                          unsubscribe_url=context.get("unsubscribe_url")))
         if not messages:
             return Completion(d.key, "failed", d.channel, "send-failed", {"tried": tried})
@@ -180,11 +215,15 @@ class Dispatcher:
                 return Completion(d.key, "sent", message.channel, "sent", {"tried": tried},
                                   provider_id=result.provider_message_id)
             if result.outcome is Outcome.RETRYABLE:
-                return self._retry(job, message.channel, result, tried, now)
+                if result.maybe_delivered and not self._repeat_safe(message.channel):
+                    return _outcome_unknown(d.key, message.channel, tried)
+                doubt = job.doubt or (_doubt(message.channel, result, now) if result.maybe_delivered else None)
+                return self._retry(job, message.channel, result, tried, now, doubt)
         return Completion(d.key, "failed", messages[-1].channel, "send-failed", {"tried": tried},
                           provider_id=last.provider_message_id if last else None)
 
-    def _retry(self, job: Job, channel: str, result: SendResult, tried: list, now: datetime) -> Completion:
+    def _retry(self, job: Job, channel: str, result: SendResult, tried: list, now: datetime,
+               doubt: Mapping | None) -> Completion:
         attempt = job.attempts
         if attempt + 1 >= self.max_attempts:
             return Completion(job.decision.key, "failed", channel, "send-failed",
@@ -192,7 +231,31 @@ class Dispatcher:
         wait = RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)]
         if result.retry_after:
             wait = max(wait, timedelta(seconds=result.retry_after))
-        return Completion(job.decision.key, "retry", channel, "retry", {"tried": tried}, retry_at=now + wait)
+        detail = {"tried": tried, **({"doubtful": dict(doubt)} if doubt else {})}
+        return Completion(job.decision.key, "retry", channel, "retry", detail, retry_at=now + wait)
+
+
+def _outcome_unknown(key: str, channel: str, tried: list) -> Completion:
+    """A doubtful answer from a provider without idempotency keys: a person checks, nothing is resent."""
+    return Completion(key, "unknown", channel, "outcome-unknown", {
+        "tried": tried, "detail": f"{channel} may have accepted the message before failing, and its provider "
+                                  "keeps no idempotency key, so it is neither retried nor sent on another "
+                                  "channel; check the provider's log"})
+
+
+def _doubt(channel: str, result: SendResult, now: datetime) -> dict:
+    """A doubtful answer, as the ledger keeps it until the send is settled."""
+    what = result.status or {"timeout": "no answer in time", "disconnected": "the connection dropped"}.get(
+        result.code or "", result.code or result.category)
+    return {"at": iso(now), "channel": channel, "provider": result.provider,
+            "answer": f"{what} after the request was sent"}
+
+
+def _still_doubtful(completion: Completion, doubt: Mapping) -> Completion:
+    """A retry after a doubtful attempt that failed for good: that attempt may still have delivered."""
+    return attrs.evolve(completion, status="unknown", reason="outcome-unknown", detail={
+        **completion.detail, "doubtful": dict(doubt),
+        "detail": f"{describe_doubt(doubt)}; the retries failed ({completion.reason}); check the provider's log"})
 
 
 def _brief(result: SendResult) -> dict:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 
-from ..compiler.due import TEMP, VARIABLE, build_tick, by_variable, document
+from ..compiler.due import TEMP, VARIABLE, build_tick, by_variable, document, list_documents
 from ..compiler.plan import FlowPlan, StepPlan
 from ..store import key_lookups
 
@@ -33,6 +33,8 @@ class DueSet:
         if not self.steps:
             return []
         con.execute(f"SET VARIABLE {VARIABLE} = ?", [document(self.slots, now=now, since=since)])
+        for variable, values in list_documents(self.slots, now=now, since=since):
+            con.execute(f"SET VARIABLE {variable} = ?", [values])
         timings = []
         with key_lookups(con):
             for statement in self.statements:

@@ -25,7 +25,7 @@ import attrs
 import duckdb
 
 from ..adapters.messages import Outcome, SendResult
-from ..gates import Decision
+from ..gates import Decision, iso
 from . import ledger
 from .decide import decide_tick
 from .dispatch import Dispatcher, Job, Records
@@ -124,8 +124,13 @@ class Engine:
         await self.close()
 
     async def start(self) -> None:
+        """Open the store (recovering claims a stopped runner left) and the channels.
+
+        Raises `StoreError` when the store cannot be used, or lacks a field the flows read.
+        """
         self._settings()
         self.con = self._connect()
+        self._require_fields()
         self.channels = await self._open_channels()
         _LIVE.add(self.token)
         if not self.dry_run:
@@ -139,6 +144,17 @@ class Engine:
         if self.con is not None and not isinstance(self.db, duckdb.DuckDBPyConnection):
             self.con.close()
         self.con = None
+
+    def _require_fields(self) -> None:
+        from ..store import StoreError
+        from .store_fields import describe, missing_fields
+
+        missing = missing_fields(self.program.plans, self.con)
+        if missing:
+            self.con.close()  # our own connection, or our cursor of the embedder's
+            self.con = None
+            named = "the store" if isinstance(self.db, duckdb.DuckDBPyConnection) else str(self.db)
+            raise StoreError(describe(missing, named))
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if isinstance(self.db, duckdb.DuckDBPyConnection):
@@ -218,28 +234,35 @@ class Engine:
         paused = in_force(self.con, now)
         made = decide_tick(self.con, self.due_set, since, now, paused)
         try:
-            claimed = ledger.record_and_claim(self.con, [d for _, _, _, d in made], now, self.token)
+            recorded = ledger.record(self.con, [d for _, _, _, d in made], now, self.token)
         except ledger.ClaimConflict as exc:
             return TickReport(since, now, (), (), conflict=str(exc))
-        held = {d.key for d in claimed}
-        jobs = [Job(d, plan, step, row) for plan, step, row, d in made if d.key in held]
+        held = {d.key for d in recorded.claimed}
+        jobs = [Job(d, plan, step, row, doubt=recorded.doubts.get(d.key))
+                for plan, step, row, d in made if d.key in held]
         completions = await self._dispatch(jobs, now, paused.channels)
         ledger.set_last_tick(self.con, self.settings.runner, origin, now, now)
-        return TickReport(since, now, tuple(d for _, _, _, d in made), tuple(completions),
+        return TickReport(since, now, tuple(recorded.decisions), (*recorded.unresolved, *completions),
                           paused_flows=tuple(newly_paused))
 
     async def _dispatch(self, jobs: list[Job], now: datetime, paused_channels) -> list[ledger.Completion]:
         if not jobs:
             return []
-        attempts = dict(self.con.execute(f"SELECT key, coalesce(attempts, 0) FROM ledger WHERE key IN {ID_LIST}",
-                                         [id_list(j.decision.key for j in jobs)]).fetchall())
-        jobs = [attrs.evolve(j, attempts=attempts.get(j.decision.key, 0)) for j in jobs]
+        attempts = dict(self.con.execute(
+            f"SELECT key, coalesce(attempts, 0) FROM ledger WHERE key IN {ID_LIST} AND attempts > 0",
+            [id_list(j.decision.key for j in jobs)]).fetchall())
+        if attempts:
+            jobs = [attrs.evolve(j, attempts=attempts[j.decision.key]) if j.decision.key in attempts else j
+                    for j in jobs]
         self._now = now
+        writer = ledger.CompletionWriter(self.con, now, self.token)
+        mark = None if self.dry_run else (lambda keys: ledger.mark_attempts(self.con, keys))
         dispatcher = Dispatcher(self.channels, self._renderer, self._context, self.settings.concurrency,
-                                on_suppress=self._suppress,
-                                on_attempt=None if self.dry_run else (lambda keys: ledger.mark_attempts(self.con, keys)))
-        completions = await dispatcher.run(jobs, Records.fetch(self.con, jobs), now, paused_channels)
-        ledger.complete(self.con, completions, now, self.token)
+                                on_suppress=self._suppress, on_attempt=mark, on_complete=writer.add)
+        try:
+            completions = await dispatcher.run(jobs, Records.fetch(self.con, jobs), now, paused_channels)
+        finally:
+            await writer.close()
         return completions
 
     def _suppress(self, customer_id: str, channel: str, reason: str, provider: str) -> None:
@@ -276,7 +299,8 @@ class Engine:
             decision = Decision(r["flow"], r["step"], r["key"], r["occurrence"], r["order_id"], r["customer_id"],
                                 r["channel"], r["template"], "send", "sent", "recovered", r["due_at"],
                                 r["send_at"], r["purpose"])
-            jobs.append(Job(decision, plan, step, gate_rows.get(r["key"], {}), r["attempts"]))
+            doubt = ledger.doubt_of(r["detail"]) or (_interrupted(r) if self._repeat_safe(r["channel"]) else None)
+            jobs.append(Job(decision, plan, step, gate_rows.get(r["key"], {}), r["attempts"], doubt))
         ledger.complete(self.con, unknown, now, self.token)
         await self._dispatch(jobs, now, in_force(self.con, now).channels)
         return len(held)
@@ -312,3 +336,9 @@ class Engine:
             except asyncio.TimeoutError:
                 pass
 
+
+def _interrupted(row: dict) -> dict:
+    """A claim its runner left: the runner may have sent it before it stopped, and no attempt is noted
+    for a provider that keeps idempotency keys, so the send is as doubtful as a lost answer."""
+    return {"at": iso(row["claimed_at"]), "channel": row["channel"],
+            "answer": "the runner stopped before it had the answer"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -134,7 +135,16 @@ def _mac(secret: str | bytes, encoded: str) -> bytes:
     if len(key) < MIN_SECRET_BYTES:
         raise ValueError(f"the link secret must be at least {MIN_SECRET_BYTES} bytes long; "
                          f"set {SECRET_ENV} to a long random value")
-    return hmac.new(key, encoded.encode("ascii"), hashlib.sha256).digest()
+    mac = _keyed(key).copy()
+    mac.update(encoded.encode("ascii"))
+    return mac.digest()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """The HMAC state after the key, made once per secret: every message signs two links, and keying
+    costs about as much as signing a short payload.  Callers copy it, never update it."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def _b64encode(data: bytes) -> str:

@@ -162,6 +162,8 @@ class Renderer:
         self.store = TemplateStore([Path(r) for r in roots])
         self._text = _environment(self.store.roots, html=False)
         self._html = _environment(self.store.roots, html=True)
+        #: (name, channel, locale, market) → the template file found; the files do not change while it runs.
+        self._found: dict[tuple, TemplateFile] = {}
 
     @classmethod
     def for_flow_file(cls, path: str | Path | None, settings: RenderSettings) -> Renderer:
@@ -189,6 +191,13 @@ class Renderer:
     def find(self, name: str, channel: str, locale: str, market: str | None = None) -> TemplateFile:
         """The template file for `name` on `channel` for a recipient reading `locale`."""
         _check_request(name, channel, locale)
+        request = (name, channel, locale, market if isinstance(market, str) else None)
+        found = self._found.get(request)
+        if found is None:
+            found = self._found[request] = self._lookup(*request)
+        return found
+
+    def _lookup(self, name: str, channel: str, locale: str, market: str | None) -> TemplateFile:
         candidates = self.store.files.get(name, [])
         for language in self.locales(locale, market):
             for variant in (channel, None):
@@ -364,6 +373,11 @@ def _source(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
+@functools.lru_cache(maxsize=4096)
+def _template_name(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
 class _Message:
     """One render in progress: the template file, its variables and scope, and error reporting."""
 
@@ -372,7 +386,7 @@ class _Message:
         self.tf = tf
         self.variables = variables
         self.scope = scope_
-        self.name = tf.path.relative_to(tf.root).as_posix()
+        self.name = _template_name(tf.path, tf.root)
         try:
             self.source = _source(tf.path)
         except (OSError, UnicodeDecodeError) as exc:

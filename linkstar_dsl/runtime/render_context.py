@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -142,17 +143,29 @@ def render_context(customer: Mapping, order: Mapping | None, cart: Mapping | Non
         "survey_url": f"{shop}/orders/{quote(order_id, safe='')}/survey" if order_id else None,
         "tracking_url": (order or {}).get("tracking_url"),
         "ad_notice": AD_NOTICES.get(language, AD_NOTICES["en"]),
-        "timezone": recipient_zone(dict(customer)).key,
+        "timezone": _zone_name(customer),
         "now": now,
     }
+
+
+def _zone_name(customer: Mapping) -> str:
+    """The recipient's time zone (7.3); the customer's own, when it names one, settles it at once."""
+    name = customer.get("timezone")
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name).key
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    return recipient_zone(dict(customer)).key
 
 
 def template_params(params, rows: Mapping[str, Mapping | None]) -> dict:
     """A `send` clause's parameters as template values.
 
     Accepts a mapping of values (kept as they are) or `(name, expression)` pairs from the plan:
-    strings, numbers, money, percentages, durations and field paths (`order.tracking_url`) are
-    evaluated; a money field becomes `Money` with its currency column.
+    strings, numbers, money, percentages, durations, field paths (`order.tracking_url`) and
+    arithmetic on numbers and money (`order.total * 0.1`) are evaluated; a money field becomes
+    `Money` with its currency column.
     """
     if params is None:
         return {}
@@ -182,5 +195,53 @@ def _param_value(name: str, expr: ast.Node, rows: Mapping[str, Mapping | None]):
         if isinstance(currency, str) and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
             return Money(as_decimal(value), currency)
         return value
-    raise ParamError(f"parameter `{name}`: only literals and fields such as `order.tracking_url` can be passed "
-                     f"to a template")
+    if isinstance(expr, ast.Negate):
+        value = _param_value(name, expr.operand, rows)
+        if value is None or expr.sign == "+":
+            return value
+        return _arith(name, "-", 0, value)
+    if isinstance(expr, ast.Arith):
+        left, right = _param_value(name, expr.left, rows), _param_value(name, expr.right, rows)
+        if left is None or right is None:
+            return None  # a missing field makes the result missing, as in a condition
+        return _arith(name, expr.op, left, right)
+    raise ParamError(f"parameter `{name}`: only literals, fields such as `order.tracking_url` and arithmetic "
+                     f"on numbers and money can be passed to a template")
+
+
+def _arith(name: str, op: str, left, right):
+    """`left op right` over numbers and `Money` (the checker allows no other operands here)."""
+    if isinstance(left, Money) or isinstance(right, Money):
+        return _money_arith(name, op, left, right)
+    if isinstance(left, int) and isinstance(right, int) and not isinstance(left, bool) and op != "/":
+        return {"+": left + right, "-": left - right, "*": left * right}[op]
+    return _number_arith(name, op, as_decimal(left), as_decimal(right))
+
+
+def _number_arith(name: str, op: str, left: Decimal, right: Decimal) -> Decimal:
+    if op == "+":
+        return left + right
+    if op == "-":
+        return left - right
+    if op == "*":
+        return left * right
+    if right == 0:
+        raise ParamError(f"parameter `{name}` divides by zero")
+    return left / right
+
+
+def _money_arith(name: str, op: str, left, right) -> Money:
+    if op in "+-":
+        if not (isinstance(left, Money) and isinstance(right, Money)):
+            left = left if isinstance(left, Money) else Money(as_decimal(left), right.currency)
+            right = right if isinstance(right, Money) else Money(as_decimal(right), left.currency)
+        if left.currency != right.currency:
+            raise ParamError(f"parameter `{name}` adds amounts in {left.currency} and {right.currency}")
+        return Money(_number_arith(name, op, left.amount, right.amount), left.currency)
+    if isinstance(left, Money) and isinstance(right, Money):
+        raise ParamError(f"parameter `{name}` multiplies or divides two amounts of money")
+    if isinstance(left, Money):
+        return Money(_number_arith(name, op, left.amount, as_decimal(right)), left.currency)
+    if op == "/":
+        raise ParamError(f"parameter `{name}` divides a number by an amount of money")
+    return Money(_number_arith(name, op, as_decimal(left), right.amount), right.currency)

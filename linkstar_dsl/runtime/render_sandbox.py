@@ -24,11 +24,15 @@ import contextvars
 import re
 import time
 from collections.abc import Iterable, Sized
+from datetime import date, timedelta
+from decimal import Decimal
 
 from jinja2 import nodes, pass_context
 from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.visitor import NodeTransformer
+
+from .render_values import Duration, Money, Percent, Record
 
 #: The longest string or list a template may build in one step (the output limit, 256 KiB).
 MAX_VALUE = 256 * 1024
@@ -46,6 +50,11 @@ _LOOP, _CONCAT = "_linkstar_loop", "_linkstar_concat"
 _PRINTF_WIDE = re.compile(r"%[-#0 +]*(?:\(\w*\))?[-#0 +]*(?:\d{6,}|\d*\.\d{6,})")
 _FORMAT_WIDE = re.compile(r"\{[^{}]*:[^{}]*\d{6,}[^{}]*\}")
 _PADDING = {"ljust", "rjust", "center", "zfill"}
+#: What Record's own attributes are: those keep the sandbox's checks.
+_RECORD_MEMBERS = frozenset(dir(Record))
+#: Field values that are plain data.
+_DATA = (str, int, float, Decimal, date, timedelta, type(None), Money, Percent, Duration, Record)
+_ABSENT = object()
 
 
 class Budget:
@@ -234,6 +243,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             elif name == "join" and args:
                 _refuse_big_join(owner, list(args[0]) if not isinstance(args[0], (list, tuple, str)) else args[0])
         return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj, attribute):
+        # A field of a store row (`order.id`) is data the sandbox's checks have nothing to find
+        # in; they run for every other attribute, and for a field holding anything else.
+        if type(obj) is Record and attribute not in _RECORD_MEMBERS:
+            value = obj.get(attribute, _ABSENT)
+            if isinstance(value, _DATA):
+                return value
+        return super().getattr(obj, attribute)
 
     def wrap_str_format(self, value):
         wrapped = super().wrap_str_format(value)

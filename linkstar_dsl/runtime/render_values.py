@@ -13,6 +13,7 @@ field is missing (`order.tracking_url`) when a template asks for one that does n
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
@@ -40,6 +41,7 @@ class Scope:
 scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("linkstar_render_scope", default=Scope())
 
 
+@functools.lru_cache(maxsize=512)
 def babel_locale(language: str, region: str | None = None) -> str:
     """The most specific Babel locale for a message language and the recipient's region.
 
@@ -191,14 +193,17 @@ class Record(Mapping):
     """A row as a template sees it.  Read-only; `label` names it in error messages.
 
     An absent record (`Record.absent("order")`) is false in `{% if order %}` and says that the
-    message has no such row when a field of it is asked for.
+    message has no such row when a field of it is asked for.  A field is turned into what
+    templates see when it is read: an amount with a `<name>_currency` column as `Money`, a
+    nested mapping as a `Record` named after its path, a list as a tuple.  A template reads a
+    few fields of rows that have dozens, so nothing is converted up front.
     """
 
     __slots__ = ("_label", "_fields", "_present")
 
     def __init__(self, label: str, fields: Mapping, present: bool = True) -> None:
         self._label = label
-        self._fields = _join_money(fields)
+        self._fields = dict(fields)
         self._present = present
 
     @classmethod
@@ -214,15 +219,24 @@ class Record(Mapping):
         return self._present
 
     def __getitem__(self, name):
-        return self._fields[name]
+        return self._shown(name, self._fields[name])
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._fields[name]
+            value = self._fields[name]
         except KeyError:
             raise AttributeError(name) from None
+        return self._shown(name, value)
+
+    def _shown(self, name, value):
+        if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+            currency = self._fields.get(f"{name}{_CURRENCY_SUFFIX}")
+            return Money(as_decimal(value), currency) if isinstance(currency, str) else value
+        if isinstance(value, _AS_STORED) or isinstance(value, Record):
+            return value
+        return template_value(f"{self._label}.{name}", value)
 
     def __iter__(self) -> Iterator:
         return iter(self._fields)
@@ -237,22 +251,17 @@ class Record(Mapping):
         return f"Record({self._label!r}, {self._fields!r})" if self._present else f"Record.absent({self._label!r})"
 
 
-def _join_money(fields: Mapping) -> dict:
-    """Fields with each amount that has a `<name>_currency` column turned into `Money`."""
-    out = dict(fields)
-    for name, value in fields.items():
-        currency = fields.get(f"{name}_currency")
-        if isinstance(currency, str) and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-            out[name] = Money(as_decimal(value), currency)
-    return out
+_CURRENCY_SUFFIX = "_currency"
+#: Values a template sees exactly as stored: nothing to wrap, so no need to look further.
+_AS_STORED = (str, int, float, Decimal, date, timedelta, type(None))
 
 
 def template_value(label: str, value):
     """A context value as templates see it: mappings become `Record`s, recursively by name."""
-    if isinstance(value, Record):
+    if isinstance(value, _AS_STORED) or isinstance(value, Record):
         return value
     if isinstance(value, Mapping):
-        return Record(label, {k: template_value(f"{label}.{k}", v) for k, v in value.items()})
+        return Record(label, value)
     if isinstance(value, list):
         return tuple(template_value(label, v) for v in value)
     return value

@@ -1,12 +1,11 @@
 """The channels as the service's engine sees them: the last check before a message leaves, and counts.
 
-The gates see a buyer's opt-out at the next tick.  A message claimed a moment before the buyer
-clicked is already past them; `Blocklist` holds what the service recorded while it runs (channel
-opt-outs, erasures) and the purposes buyers turned off on the preference page, and
-`GuardedChannels.send` refuses a message it covers as a permanent failure of that channel (code
-`opted_out`), so the next channel of the flow is tried, or the message is skipped.  Purpose
-opt-outs live only here: the gates close whole channels, and a purpose that needs no consent
-(marketing email in the US) would otherwise still be sent.
+The gates see a buyer's opt-out at the next tick: a channel suppression, and a purpose turned off
+on a channel (`preference_changes`, reason `opted-out`), even where the purpose needs no consent.
+A message claimed a moment before the buyer clicked is already past them; `Blocklist` holds what
+the service recorded while it runs (channel opt-outs, erasures) and the purposes buyers turned
+off, and `GuardedChannels.send` refuses a message it covers as a permanent failure of that
+channel (code `opted_out`), so the next channel of the flow is tried, or the message is skipped.
 
 Every answer is counted by channel and outcome for `/metrics`.
 """

@@ -5,10 +5,15 @@ applying the numbered SQL files in `migrations/` that it has not seen yet (in nu
 late one numbered below a version already applied included), each in its own transaction,
 recording them in `schema_migrations`.  A database made by a newer version is refused rather
 than touched.
+
+A database whose last writer did not close it (a process killed, a write-ahead log left beside
+the file) is checkpointed as soon as it is opened, before anything else reads or writes it: see
+`recover_after_unclean_shutdown`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -19,6 +24,8 @@ import duckdb
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_PATH = "linkstar.duckdb"
+
+log = logging.getLogger("linkstar.store")
 
 #: Tables holding order data, in the order a bulk load should fill them.
 DATA_TABLES = ("customers", "orders", "reviews", "carts", "order_events", "customer_events",
@@ -81,6 +88,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[i
 
 def open_store(path: str | Path = DEFAULT_PATH, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the store at `path`, migrated to the latest schema (unless read-only)."""
+    log_left = not read_only and write_ahead_log_left(path)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
@@ -90,12 +98,53 @@ def open_store(path: str | Path = DEFAULT_PATH, *, read_only: bool = False) -> d
         # A tick fetches a few thousand rows by key; fetching one row out of an FSST-compressed
         # block of strings costs about ten times as much as out of a plain or dictionary one.
         con.execute("SET disabled_compression_methods = 'fsst'")
+        # with another connection of this process open, the log is that connection's own
+        if log_left and _only_connection(con):
+            recover_after_unclean_shutdown(con, path)
         try:
             migrate(con)
         except duckdb.Error as exc:
             con.close()
             raise StoreError(f"{path}: cannot bring the database up to date ({_first_line(exc)})") from None
     return con
+
+
+def write_ahead_log(path: str | Path) -> Path:
+    """The file DuckDB keeps a database's committed changes in until it checkpoints them."""
+    return Path(f"{path}.wal")
+
+
+def write_ahead_log_left(path: str | Path) -> bool:
+    """Whether the database has changes in its write-ahead log (none once a writer closed it)."""
+    if str(path) == ":memory:":
+        return False
+    wal = write_ahead_log(path)
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def _only_connection(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT count FROM duckdb_connection_count()").fetchone()[0] == 1
+
+
+def recover_after_unclean_shutdown(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """Checkpoint a database whose write-ahead log its last writer left behind, at once.
+
+    Opening the database replays the log, but DuckDB (up to 1.5 at least) only buffers the log's
+    changes to an index until a statement needs that index.  A process that never touches an
+    index and closes cleanly (`linkstar consent` after a killed runner, say) checkpoints on its way
+    out without a statement to apply them, and writes the index as it was before the log: rows the
+    table holds are missing from it, and the first update of such a row fails with "Failed to
+    delete all rows from index", at every start after.  An explicit checkpoint applies the
+    buffered changes before it writes the indexes, and leaves no log for a later close to mishandle.
+    """
+    log.warning("%s: a write-ahead log was left beside it (a process stopped before closing the store); "
+                "writing its changes to the database, indexes included, before anything else", path)
+    try:
+        con.execute("CHECKPOINT")
+    except duckdb.Error as exc:
+        con.close()
+        reason = _first_line(exc)
+        raise StoreError(f"{path}: cannot recover the changes of an unfinished run ({reason})") from None
 
 
 #: Up to how many distinct keys a hash join hands to the scan of its other side (DuckDB: 50).

@@ -19,12 +19,21 @@ TIME_ORDER = {"order_events": "occurred_at, id", "customer_events": "occurred_at
 
 
 def copy_in_time_order(source: str | Path, target: str | Path,
-                       progress: Callable[[str], None] | None = None) -> dict[str, int]:
-    """Copy the store at `source` into a new store at `target`; return the rows copied per table."""
+                       progress: Callable[[str], None] | None = None, *,
+                       memory_limit: str | None = None, threads: int | None = None) -> dict[str, int]:
+    """Copy the store at `source` into a new store at `target`; return the rows copied per table.
+
+    `memory_limit` and `threads` bound DuckDB while it copies (a large store's copy otherwise
+    takes what the machine has: DuckDB's default limit is 80% of its memory).
+    """
     if Path(target).exists():
         raise StoreError(f"{target}: already exists; the copy goes to a new file")
     con = open_store(target)
     try:
+        if memory_limit is not None:
+            con.execute(f"SET memory_limit = {_sql_string(memory_limit)}")
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
         # ATTACH takes no parameters: the path goes in as a quoted SQL string literal.
         con.execute(f"ATTACH {_sql_string(str(source))} AS src (READ_ONLY)")
         present = {name for (name,) in con.execute(
