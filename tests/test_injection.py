@@ -35,7 +35,7 @@ from linkstar_dsl.runtime.render import Renderer, RenderError
 from linkstar_dsl.runtime.render_context import RenderSettings, render_context
 from linkstar_dsl.store import open_store
 
-from test_runtime import DELIVERED, DUE, line_id, make_store
+from test_runtime import DUE, make_store
 
 SETTINGS = RenderSettings.demo()
 NOW = DUE
