@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -189,9 +190,9 @@ def consents(db: Path) -> dict[str, dict]:
 
 
 def test_an_import_killed_mid_file_leaves_all_or_nothing_and_earlier_evidence_intact(tmp_path):
-    db = tmp_path / "store.duckdb"
+    base_db = tmp_path / "base.duckdb"
     base = write_jsonl(tmp_path / "base" / "consents.jsonl", BASE_CONSENTS)
-    assert subprocess.run([sys.executable, "-m", "linkstar_dsl", "import", str(base), "--db", str(db)],
+    assert subprocess.run([sys.executable, "-m", "linkstar_dsl", "import", str(base), "--db", str(base_db)],
                           capture_output=True).returncode == 0
     rows = 30_000
     big = write_jsonl(tmp_path / "big" / "consents.jsonl", [
@@ -200,19 +201,21 @@ def test_an_import_killed_mid_file_leaves_all_or_nothing_and_earlier_evidence_in
     expected_base = {r["customer_id"]: r["evidence"] for r in BASE_CONSENTS}
     rng = random.Random(5)
     killed = 0
-    for attempt in range(3):
+    for attempt in range(6):  # each on a fresh copy of the store, until kills have landed mid-file
+        db = tmp_path / f"store-{attempt}.duckdb"
+        shutil.copyfile(base_db, db)
         staging = tmp_path / f"staging-{attempt}"
         staging.mkdir()
         process = import_process(big, db, staging)
         mid_file = wait_for_staging(process, staging)
-        time.sleep(rng.uniform(0, 0.2))
+        time.sleep(rng.uniform(0, 0.05))
         process.send_signal(signal.SIGKILL)
         process.wait()
         killed += mid_file and process.returncode == -signal.SIGKILL
         stored = consents(db)
         assert len(stored) in (len(BASE_CONSENTS), len(BASE_CONSENTS) + rows), len(stored)
         assert {k: v for k, v in stored.items() if k.startswith("B-")} == expected_base
-        if len(stored) > len(BASE_CONSENTS):
+        if killed >= 2:
             break
     assert killed >= 1, "a kill should land while the file is being written"
     process = import_process(big, db)
