@@ -18,7 +18,7 @@ Four sources of input:
 
 CI runs a few dozen examples of each.  `make fuzz` runs them at `FUZZ_EXAMPLES` (20,000 by
 default there: that many near-valid files, a quarter as many of the costlier grammar-derived and
-mutated files, fewer CLI runs, import files and REPL sessions; about an hour on 2 cores); with `FUZZ_RECORD=1` every failing input is also written to
+mutated files, fewer CLI runs, import files and REPL sessions; about 40 minutes on 2 cores); with `FUZZ_RECORD=1` every failing input is also written to
 `tests/data/fuzz/found/`, to be moved into `tests/data/fuzz/` as a regression fixture.  The
 fixtures already there are replayed by `test_fixture_*` below, whatever the mode.
 """
