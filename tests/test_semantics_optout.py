@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 import test_simulate
 from test_runtime import DUE, SETTINGS, THANKS, make_store
 from test_simulate import _close, at, customer, event, order, simulate
@@ -23,20 +22,11 @@ from linkstar_dsl.compiler.plan import plan_flow
 from linkstar_dsl.runtime.engine import Engine
 from linkstar_dsl.runtime.program import compile_text
 from linkstar_dsl.simulate import scratch
-from linkstar_dsl.store import open_store
 
 PROMO = ("flow promo purpose marketing market US on delivered + 1d where customer.source != amazon "
          "via email send \"promo\" cooldown 7d per customer")
 
-
-@pytest.fixture
-def store(tmp_path):
-    """A store file for a simulation (closed before the simulation attaches it, as `test_simulate` does)."""
-    path = tmp_path / "s.duckdb"
-    con = open_store(path)
-    test_simulate._OPEN[str(path)] = con
-    yield con, str(path)
-    _close(str(path))
+store = test_simulate.store  # the store fixture simulations share
 
 
 def choose(con, cid, channel, purpose, choice, when, source="preferences"):

@@ -11,34 +11,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 import duckdb
-import pytest
 import test_simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_eval import Reference
 from test_simulate import _close, at, customer, event, order, outcomes, simulate
-from test_sql_agrees import BASE, datasets, expected_rows, guards, ledgers, load, plans_of
+from test_sql_agrees import BASE, datasets, guards, load, tick_and_reference
 
 from linkstar_dsl.checker import Env, check_text
 from linkstar_dsl.compiler.due import AFTER_TRIGGER, NOW, expr
 from linkstar_dsl.compiler.plan import plan_flow
-from linkstar_dsl.runtime.due_set import DueSet
 from linkstar_dsl.schema import standard_schema
 from linkstar_dsl.simulate import scratch
-from linkstar_dsl.store import migrate, open_store
+from linkstar_dsl.store import migrate
 
 REORDER = ("on delivered + 2d unless ordered via email purpose service market JP "
            "where order.marketplace == shopify")
 
-
-@pytest.fixture
-def store(tmp_path):
-    """A store file for a simulation (closed before the simulation attaches it, as `test_simulate` does)."""
-    path = tmp_path / "s.duckdb"
-    con = open_store(path)
-    test_simulate._OPEN[str(path)] = con
-    yield con, str(path)
-    _close(str(path))
+store = test_simulate.store  # the store fixture simulations share
 
 
 def test_another_order_after_delivery_cancels_the_reminder(store):
@@ -161,23 +151,5 @@ def reorder_flows(draw):
 @given(texts=reorder_flows(), data=datasets(), start=st.integers(0, 600), hours=st.integers(1, 900),
        draw=st.data())
 def test_the_tick_agrees_with_the_reference_on_another_order(texts, data, start, hours, draw):
-    plans, schema = plans_of(texts)
-    since = BASE + timedelta(hours=start)
-    now = since + timedelta(hours=hours)
-    ledger = draw.draw(ledgers(plans, data[3], now))
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    migrate(con)
-    load(con, *data)
-    owner = {o["id"]: o["customer_id"] for o in data[1]}
-    event_order = {eid: oid for eid, oid, _, _ in data[3]}
-    for key, flow, step, decision, send_at in ledger:
-        occurrence = key.split(":", 2)[2]
-        con.execute("INSERT INTO ledger (key, flow, step, occurrence, customer_id, purpose, decision, reason, due_at, "
-                    "send_at) VALUES (?, ?, ?, ?, ?, 'service', ?, 'test', ?, ?)",
-                    [key, flow, step, occurrence, owner[event_order[occurrence]], decision, send_at, send_at])
-    due_set = DueSet(plans, schema)
-    got = sorted((due_set.queries[(plan.name, step.index)], row["due_at"], row["key"], row["order_id"],
-                  row["customer_id"], row["guard_ok"], row["unless_ok"], row["exited"])
-                 for plan, step, row in due_set.rows(con, since, now))
-    assert got == expected_rows(plans, schema, data, ledger, since, now), texts
+    got, expected = tick_and_reference(texts, data, start, hours, draw)
+    assert got == expected, texts
