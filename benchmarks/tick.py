@@ -61,16 +61,19 @@ def bench_store(orders: int, seed: int = 42, log=print) -> Path:
     path = cache_dir() / f"store-{orders}-{seed}-{days}.duckdb"
     if path.exists():
         return path
-    raw = path.with_suffix(".generating")
-    raw.unlink(missing_ok=True)
+    raw = path.with_suffix(".generated")  # kept until the copy succeeds: 10M orders take ten minutes
     started = time.perf_counter()
-    con = open_store(raw)
-    try:
-        con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")
-        con.execute(f"SET threads = {BUILD_THREADS}")
-        generate(con, orders=orders, seed=seed, days=days)
-    finally:
-        con.close()
+    if not raw.exists():
+        generating = path.with_suffix(".generating")
+        generating.unlink(missing_ok=True)
+        con = open_store(generating)
+        try:
+            con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")
+            con.execute(f"SET threads = {BUILD_THREADS}")
+            generate(con, orders=orders, seed=seed, days=days)
+        finally:
+            con.close()
+        generating.rename(raw)
     generated = time.perf_counter()
     building = path.with_suffix(".copying")
     building.unlink(missing_ok=True)

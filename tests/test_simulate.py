@@ -318,3 +318,31 @@ def test_a_store_copied_in_time_order_keeps_every_row(tmp_path):
     con.close()
     with pytest.raises(StoreError):
         copy_in_time_order(source, target)
+
+
+def test_a_store_copied_in_slices_keeps_time_order_rows_and_indexes(tmp_path, monkeypatch):
+    import duckdb
+
+    from linkstar_dsl.store import rewrite
+
+    source = tmp_path / "s.duckdb"
+    con = open_store(source)
+    indexes = sorted(con.execute("SELECT index_name, sql FROM duckdb_indexes() WHERE sql IS NOT NULL").fetchall())
+    for c in range(5):
+        customer(con, f"c{c}")
+        order(con, f"o{c}", f"c{c}")
+    days = [9, 2, 7, 1, 8, 3, 6, 4, 5]
+    for i, day in enumerate(days):
+        event(con, f"e{i}", f"o{i % 5}", "shipped", f"2026-08-{day:02d} 00:00:00")
+    con.close()
+    monkeypatch.setattr(rewrite, "SLICE_ROWS", 2)
+    target = tmp_path / "t.duckdb"
+    copied = rewrite.copy_in_time_order(source, target)
+    assert copied["order_events"] == 9 and copied["customers"] == 5 and copied["orders"] == 5
+    con = duckdb.connect(str(target), read_only=True)
+    times = [r[0] for r in con.execute("SELECT occurred_at FROM order_events").fetchall()]
+    assert times == sorted(times) and len(set(times)) == 9
+    assert sorted(r[0] for r in con.execute("SELECT id FROM customers").fetchall()) == [f"c{c}" for c in range(5)]
+    assert sorted(con.execute("SELECT index_name, sql FROM duckdb_indexes() WHERE sql IS NOT NULL").fetchall()) \
+        == indexes
+    con.close()
