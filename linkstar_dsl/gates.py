@@ -17,7 +17,7 @@ reachable channels are paused, the message waits.  `expire after` bounds every d
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -77,7 +77,7 @@ class Decision:
 
 def iso(t: datetime | None) -> str | None:
     """An instant as ISO 8601 in UTC (`2026-08-05T01:00:00Z`); None stays None."""
-    return t.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else None
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else None
 
 
 def bucket(*parts: str) -> int:
@@ -92,21 +92,61 @@ def recipient_country(row: dict) -> str | None:
 
 def recipient_zone(row: dict) -> ZoneInfo:
     """Customer time zone → phone country → shipping country → UTC."""
-    candidates = [row.get("timezone")]
     phone = row.get("phone") or ""
-    candidates += [COUNTRY_ZONES.get(c) for p, c in PHONE_PREFIXES if phone.startswith(p)][:1]
-    candidates += [COUNTRY_ZONES.get(row.get("country") or ""), COUNTRY_ZONES.get(row.get("ship_country") or "")]
-    for name in candidates:
+    by_phone = next((COUNTRY_ZONES.get(c) for p, c in PHONE_PREFIXES if phone.startswith(p)), None)
+    for name in (row.get("timezone"), by_phone, COUNTRY_ZONES.get(row.get("country") or ""),
+                 COUNTRY_ZONES.get(row.get("ship_country") or "")):
         if name:
-            try:
-                return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
-                continue
-    return ZoneInfo("UTC")
+            zone = _zone(name)
+            if zone is not None:
+                return zone
+    return _zone("UTC")
 
 
-def _markets_of(country: str | None) -> set[str]:
-    return {m for m, members in MARKET_COUNTRIES.items() if country in members}
+def _zone(name: str) -> ZoneInfo | None:
+    """The time zone called `name`, or None when there is none.
+
+    The zones are kept here because `ZoneInfo`'s own cache holds only the last few it made,
+    and a tick of recipients in more zones than that would read each zone's file again and again.
+    """
+    if name in _ZONES:
+        return _ZONES[name]
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+        zone = None
+    if len(_ZONES) < _ZONES_KEPT:  # the names come from data: a bound, whatever they hold
+        _ZONES[name] = zone
+    return zone
+
+
+_ZONES: dict[str, ZoneInfo | None] = {}
+_ZONES_KEPT = 4096
+
+
+def _markets_of(country: str | None) -> frozenset[str]:
+    markets = _MARKETS.get(country)
+    if markets is None:
+        markets = _MARKETS[country] = frozenset(m for m, members in MARKET_COUNTRIES.items() if country in members)
+    return markets
+
+
+#: country → the markets it belongs to, as they are asked for.
+_MARKETS: dict[str | None, frozenset[str]] = {}
+
+
+def reads_sends(plan: FlowPlan) -> bool:
+    """Whether the gates count the recipient's past sends for `plan`: once-per, a cooldown or a cap."""
+    return plan.once_per is not None or bool(plan.cooldown) or bool(plan.cap)
+
+
+def reads_consents(plan: FlowPlan, row: dict) -> bool:
+    """Whether the gates look at the recipient's consents for `plan`: a consent obligation holds in their market."""
+    consents = [ob for ob in plan.obligations if ob.requirement == "consent"]
+    if not consents:
+        return False
+    markets = _markets_of(recipient_country(row))
+    return any(ob.market is None or ob.market in markets for ob in consents)
 
 
 class _Verdict(Exception):
@@ -115,16 +155,17 @@ class _Verdict(Exception):
 
 
 def decide(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> Decision:
-    row = {**row, "_now": now}
     message = choose_message(plan, step, row["customer_id"])
     try:
         channel, send_at = _gates(plan, step, row, now)
-        verdict = _Verdict("send", "sent", f"via {channel}", send_at, channel)
+        decision, reason, detail = "send", "sent", f"via {channel}"
     except _Verdict as v:
-        verdict = v
+        # The verdict's fields, not the verdict: kept, it would hold this frame through its
+        # traceback, a cycle that only the garbage collector frees.
+        decision, reason, detail, send_at, channel = v.decision, v.reason, v.detail, v.send_at, v.channel
     return Decision(plan.name, step.index, row["key"], row["occurrence"], row.get("order_id"), row["customer_id"],
-                    verdict.channel, message.template if message else None, verdict.decision, verdict.reason,
-                    verdict.detail, row["due_at"], verdict.send_at, plan.purpose)
+                    channel, message.template if message else None, decision, reason, detail, row["due_at"],
+                    send_at, plan.purpose)
 
 
 def choose_message(plan: FlowPlan, step: StepPlan, customer_id: str) -> Message | None:
@@ -139,7 +180,17 @@ def choose_message(plan: FlowPlan, step: StepPlan, customer_id: str) -> Message 
     return step.messages[-1]
 
 
-def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[str, datetime]:
+def settled_by_row(plan: FlowPlan, row: dict, now: datetime) -> bool:
+    """Whether the gates that read the due row alone (`unless`, `where`, `exit when`, `expire after`)
+    skip it: then no later gate looks at the recipient's gate inputs."""
+    try:
+        _row_gates(plan, row, now)
+    except _Verdict:
+        return True
+    return False
+
+
+def _row_gates(plan: FlowPlan, row: dict, now: datetime) -> None:
     if not row["unless_ok"]:
         raise _Verdict("skip", "unless", "the trigger's `unless` event happened")
     if not row["guard_ok"]:
@@ -147,9 +198,17 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
     if row["exited"]:
         raise _Verdict("skip", "exited", "an `exit when` condition is true")
     due = row["due_at"]
-    deadline = due + timedelta(seconds=plan.expire) if plan.expire else None
-    if deadline is not None and now > deadline:
+    if plan.expire and now > due + timedelta(seconds=plan.expire):
         raise _Verdict("skip", "expired", f"due {iso(due)}, expired after {plan.expire // 3600}h")
+
+
+#: The suppressed channels of a recipient suppressed nowhere (most), shared.
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[str, datetime]:
+    _row_gates(plan, row, now)
+    deadline = row["due_at"] + timedelta(seconds=plan.expire) if plan.expire else None
     previous = row.get("previous_step")
     if step.index > 0 and previous is not None:
         decision, reason, at = previous
@@ -164,10 +223,11 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
         raise _Verdict("defer", "paused", f"the flow is paused: {row['paused_flow']}", send_at=now + PAUSE_RECHECK)
     if plan.holdout is not None and bucket("holdout", plan.name, row["customer_id"]) < float(plan.holdout) * 100:
         raise _Verdict("skip", "holdout", f"in the {plan.holdout}% holdout group")
-    suppressed = set(row.get("suppressed") or ())
+    listed = row.get("suppressed")
+    suppressed = set(listed) if listed else _NOTHING
     if "*" in suppressed:
         raise _Verdict("skip", "suppressed", "the customer is suppressed on every channel")
-    channel = _choose_channel(plan, step, row, suppressed)
+    channel = _choose_channel(plan, step, row, suppressed, now)
     if plan.once_per is not None and row["once_used"]:
         raise _Verdict("skip", "once", f"already sent once per {plan.once_per}", channel=channel)
     if plan.cooldown and row["last_send"] is not None:
@@ -195,29 +255,37 @@ def _gates(plan: FlowPlan, step: StepPlan, row: dict, now: datetime) -> tuple[st
     return channel, now
 
 
-def _choose_channel(plan: FlowPlan, step: StepPlan, row: dict, suppressed: set) -> str:
+def _choose_channel(plan: FlowPlan, step: StepPlan, row: dict, suppressed: set, now: datetime) -> str:
+    if row.get("exclusions"):
+        excluded = [c for c in step.channels if _excluded_on(row, c)]
+        if excluded and len(excluded) == len(step.channels):
+            raise _Verdict("skip", "excluded", _excluded_on(row, step.channels[0]))
+    if row.get("opted_out"):
+        opt_outs = [opt_out_on(row, channel) for channel in step.channels]
+        if opt_outs and all(opt_outs):
+            raise _Verdict("skip", "opted-out", "; ".join(dict.fromkeys(describe_opt_out(o) for o in opt_outs)))
     reasons, paused = [], row.get("paused_channels") or {}
-    excluded = [c for c in step.channels if _excluded_on(row, c)]
-    if excluded and len(excluded) == len(step.channels):
-        raise _Verdict("skip", "excluded", _excluded_on(row, step.channels[0]))
-    opt_outs = [opt_out_on(row, channel) for channel in step.channels]
-    if opt_outs and all(opt_outs):
-        raise _Verdict("skip", "opted-out", "; ".join(dict.fromkeys(describe_opt_out(o) for o in opt_outs)))
     for channel in step.channels:
-        problem = channel_problem(plan, channel, row, suppressed)
+        problem = channel_problem(plan, channel, row, suppressed, now)
         if problem is None and channel in paused:
             problem = f"paused ({paused[channel]})"
         if problem is None:
             return channel
         reasons.append(f"{channel}: {problem}")
-    if any(channel in paused and channel_problem(plan, channel, row, suppressed) is None
+    if any(channel in paused and channel_problem(plan, channel, row, suppressed, now) is None
            for channel in step.channels):
         # A reachable channel is only paused: wait for it rather than give the message up.
-        raise _Verdict("defer", "paused", "; ".join(reasons), send_at=row["_now"] + PAUSE_RECHECK)
+        raise _Verdict("defer", "paused", "; ".join(reasons), send_at=now + PAUSE_RECHECK)
     raise _Verdict("skip", "no-channel", "; ".join(reasons) or "no channel")
 
 
-def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) -> str | None:
+def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set,
+                    now: datetime | None = None) -> str | None:
+    """Why `channel` cannot carry this message, or None.
+
+    `now` dates the consents (CASL's implied consent lapses); without it, `row["_now"]`, and
+    without that, consent never lapses.
+    """
     field = ADDRESS.get(channel)
     if field is not None and not row.get(field):
         return f"no {field.replace('_', ' ')}"
@@ -231,6 +299,8 @@ def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) ->
     opt_out = opt_out_on(row, channel)
     if opt_out is not None:
         return describe_opt_out(opt_out)
+    if not plan.obligations:
+        return None
     markets = _markets_of(recipient_country(row))
     consents = row.get("consents") or []
     for ob in plan.obligations:
@@ -240,7 +310,7 @@ def channel_problem(plan: FlowPlan, channel: str, row: dict, suppressed: set) ->
             continue
         if ob.requirement == "consent":
             level = ob.args[0] if ob.args else "implied"
-            if not _consented(consents, channel, level, row.get("_now")):
+            if not _consented(consents, channel, level, row.get("_now") if now is None else now):
                 return f"no {level.replace('_', ' ')} consent"
         elif ob.requirement == "friend" and channel == "line" and not row.get("line_user_id"):
             return "not a LINE friend"

@@ -2,7 +2,9 @@
 
 Simulation and `linkstar run` both decide through `decide_tick`, so what a simulation shows is
 what the runner does.  Sends decided earlier in the same tick count straight away for the
-cooldowns, caps and once-per rules of later steps.
+cooldowns, caps and once-per rules of later steps.  A row that the gates reading the due row
+alone skip (`gates.settled_by_row`: its `where` is false, say) is decided without gate inputs,
+and none are fetched for it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..gate_inputs import fetch
-from ..gates import Decision, decide
+from ..gates import Decision, decide, reads_consents, reads_sends, settled_by_row
+from ..store import key_lookups
 from .due_set import DueSet
 from .pauses import Paused
 from .sqlvalues import ID_LIST, id_list
@@ -18,30 +21,39 @@ from .sqlvalues import ID_LIST, id_list
 
 def decide_tick(con, due_set: DueSet, since: datetime, now: datetime,
                 paused: Paused | None = None) -> list[tuple[object, object, dict, Decision]]:
-    """(plan, step, row, decision) for every occurrence due in (since, now], in plan and step order."""
+    """(plan, step, row, decision) for every occurrence due in (since, now], in plan and step order.
+
+    Each row carries the gate inputs it was decided on, unless the row alone settled it.
+    """
     due = due_set.rows(con, since, now)
     if not due:
         return []
-    recipients = fetch(con, {row["customer_id"] for _, _, row in due}, now)
+    settled = [settled_by_row(plan, row, now) for plan, _, row in due]
+    gated = [entry for entry, done in zip(due, settled) if not done]
+    with key_lookups(con):  # each of these reads its table through an index, by a few thousand keys
+        recipients = fetch(con, {row["customer_id"] for _, _, row in gated}, now,
+                           {row["customer_id"] for plan, _, row in gated if reads_consents(plan, row)},
+                           {row["customer_id"] for plan, _, row in gated if reads_sends(plan)})
+        previous = _previous_steps(con, gated)
+        exclusions = _exclusions(con, gated, now)
     paused = paused or Paused()
-    previous = _previous_steps(con, due)
-    exclusions = _exclusions(con, due, now)
     made = []
-    for plan, step, row in due:
-        filled = recipients.fill(row, plan, now)
-        if step.index > 0:
-            filled["previous_step"] = previous.get(_previous_key(plan, step, row)) or _undecided(plan, step, row, since)
-        held = exclusions.get((plan.name, row.get("order_id")))
-        if held:
-            filled["exclusions"] = held
-        if paused.flows or paused.channels:
-            filled["paused_flow"] = paused.flows.get(plan.name)
-            filled["paused_channels"] = paused.channels
-        decision = decide(plan, step, filled, now)
+    for (plan, step, row), done in zip(due, settled):
+        if not done:
+            row = recipients.fill(row, plan, now)
+            if step.index > 0:
+                row["previous_step"] = previous.get(_previous_key(plan, step, row)) or _undecided(plan, step, row, since)
+            held = exclusions.get((plan.name, row.get("order_id")))
+            if held:
+                row["exclusions"] = held
+            if paused.flows or paused.channels:
+                row["paused_flow"] = paused.flows.get(plan.name)
+                row["paused_channels"] = paused.channels
+        decision = decide(plan, step, row, now)
         if decision.decision == "send":
             recipients.sent(decision.customer_id, plan, decision.order_id, decision.send_at, decision.occurrence)
         previous[decision.key] = (decision.decision, decision.reason, decision.send_at)
-        made.append((plan, step, filled, decision))
+        made.append((plan, step, row, decision))
     return made
 
 
@@ -54,7 +66,12 @@ def _exclusions(con, due, now: datetime) -> dict[tuple[str, str], list[tuple[tup
     plans = {plan.name: plan for plan, _, _ in due}
     excluding = {name: plan for name, plan in plans.items()
                  if any(ob.requirement == "excludes" for ob in plan.obligations)}
-    wanted = [(plan, row) for plan, _, row in due if plan.name in excluding and row.get("order_id")]
+    if not excluding:
+        return {}
+    platforms = {name: {ob.platform for ob in plan.obligations if ob.requirement == "excludes"}
+                 for name, plan in excluding.items()}
+    wanted = [(plan, row) for plan, _, row in due if plan.name in excluding and row.get("order_id")
+              and (None in platforms[plan.name] or row.get("marketplace") in platforms[plan.name])]
     if not wanted:
         return {}
     orders = sorted({row["order_id"] for _, row in wanted})

@@ -28,6 +28,7 @@ import attrs
 import duckdb
 
 from ..gates import Decision
+from ..store import key_lookups
 from .sqlvalues import ID_LIST, id_list
 
 _COLUMNS = (("key", "VARCHAR"), ("flow", "VARCHAR"), ("step", "BIGINT"), ("occurrence", "VARCHAR"),
@@ -35,6 +36,17 @@ _COLUMNS = (("key", "VARCHAR"), ("flow", "VARCHAR"), ("step", "BIGINT"), ("occur
             ("purpose", "VARCHAR"), ("decision", "VARCHAR"), ("reason", "VARCHAR"), ("due_at", "TIMESTAMPTZ"),
             ("send_at", "TIMESTAMPTZ"), ("status", "VARCHAR"), ("claimed_at", "TIMESTAMPTZ"),
             ("claimed_by", "VARCHAR"), ("detail", "VARCHAR"), ("completed_at", "TIMESTAMPTZ"))
+_NAMES = ", ".join(name for name, _ in _COLUMNS)
+#: A row new to the ledger carries no doubtful attempt, so its claim follows from its decision:
+#: a send is claimed by the runner writing it, the rest are decided.  The statement writes those
+#: columns (`_INSERT_NEW`), which spares their values a trip through JSON.
+_CLAIM_COLUMNS = ("status", "claimed_at", "claimed_by", "completed_at")
+_NEW_COLUMNS = tuple(column for column in _COLUMNS if column[0] not in _CLAIM_COLUMNS)
+_INSERT_NEW = (f"INSERT INTO ledger ({', '.join(name for name, _ in _NEW_COLUMNS)}, {', '.join(_CLAIM_COLUMNS)}) "
+               f"SELECT {', '.join(name for name, _ in _NEW_COLUMNS)}, "
+               "CASE WHEN decision = 'send' THEN 'claimed' ELSE 'decided' END, "
+               "CASE WHEN decision = 'send' THEN ?::TIMESTAMPTZ END, CASE WHEN decision = 'send' THEN ? END, "
+               "NULL FROM {table}")
 _UPSERT_TAIL = (" ON CONFLICT (key) DO UPDATE SET decision = excluded.decision, reason = excluded.reason, "
                 "channel = excluded.channel, template = excluded.template, due_at = excluded.due_at, "
                 "send_at = excluded.send_at, status = excluded.status, claimed_at = excluded.claimed_at, "
@@ -60,10 +72,16 @@ def _rows_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence]) ->
     types are the constants above; only values travel in the parameters.
     """
     values = list(zip(*rows)) if rows else [()] * len(columns)
-    params = [json.dumps(column, ensure_ascii=False, default=_plain) for column in values]
+    params = [json.dumps(_times(column) if kind == "TIMESTAMPTZ" else column, ensure_ascii=False, default=_plain)
+              for (_, kind), column in zip(columns, values)]
     selected = ", ".join(f"unnest(from_json(?, {_quoted(json.dumps([kind]))})) AS {name}"
                          for name, kind in columns)
     return f"(SELECT {selected})", params
+
+
+def _times(column: Sequence) -> list:
+    """A column of times as ISO 8601, ready for JSON (quicker than `_plain` a value at a time)."""
+    return [t.isoformat() if isinstance(t, datetime) else t for t in column]
 
 
 def _plain(value):
@@ -101,6 +119,14 @@ def _row(d: Decision, status: str, now: datetime | None, token: str | None, deta
     return [d.key, d.flow, d.step, d.occurrence, d.order_id, d.customer_id, d.channel, d.template, d.purpose,
             d.decision, d.reason, d.due_at, d.send_at, status, now, token,
             json.dumps(detail, ensure_ascii=False, default=str), completed_at]
+
+
+def _new_row(d: Decision) -> list:
+    """The `_NEW_COLUMNS` of a decision the ledger does not hold yet."""
+    # the detail {"detail": …} as json.dumps writes it, without building the dict
+    return [d.key, d.flow, d.step, d.occurrence, d.order_id, d.customer_id, d.channel, d.template, d.purpose,
+            d.decision, d.reason, d.due_at, d.send_at,
+            '{"detail": ' + json.dumps(d.detail, ensure_ascii=False, default=str) + "}"]
 
 
 def doubt_of(detail: str | None) -> dict | None:
@@ -169,26 +195,29 @@ def record(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decision], now: d
         con.execute("BEGIN TRANSACTION")
         # Most keys are new: a plain insert is a good deal cheaper than an upsert, which is kept
         # for the keys the ledger already holds (deferrals decided again, rows of another runner).
-        held = dict(con.execute(
-            f"SELECT key, CASE WHEN attempts > 0 AND decision = 'defer' THEN detail END FROM ledger "
-            f"WHERE key IN {ID_LIST}", [id_list(d.key for d in decisions)]).fetchall())
+        with key_lookups(con):  # by the primary key's index, not a scan of the whole ledger
+            held = dict(con.execute(
+                f"SELECT key, CASE WHEN attempts > 0 AND decision = 'defer' THEN detail END FROM ledger "
+                f"WHERE key IN {ID_LIST}", [id_list(d.key for d in decisions)]).fetchall())
         doubts = {key: doubt for key, detail in held.items() if (doubt := doubt_of(detail)) is not None}
-        written, rows, unresolved = _rows(decisions, doubts, now, token)
-        new, known = [r for r in rows if r[0] not in held], [r for r in rows if r[0] in held]
-        for part, tail in ((new, ""), (known, _UPSERT_TAIL)):
-            if part:
-                table, params = _rows_table(_COLUMNS, part)
-                columns = ", ".join(n for n, _ in _COLUMNS)
-                con.execute(f"INSERT INTO ledger ({columns}) SELECT * FROM {table}" + tail, params)
-        sends = [d.key for d in decisions if d.decision == "send"]
-        mine = set()
-        if sends:
-            mine = {k for (k,) in con.execute(
-                f"SELECT key FROM ledger WHERE key IN {ID_LIST} AND status = 'claimed' AND claimed_by = ?",
-                [id_list(sends), token]).fetchall()}
-        settled = {k for (k,) in con.execute(
-            f"SELECT key FROM ledger WHERE key IN {ID_LIST} AND status = 'unknown' AND claimed_by = ?",
-            [id_list(c.key for c in unresolved), token]).fetchall()} if unresolved else set()
+        new, known = [d for d in decisions if d.key not in held], [d for d in decisions if d.key in held]
+        if new:
+            table, params = _rows_table(_NEW_COLUMNS, [_new_row(d) for d in new])
+            con.execute(_INSERT_NEW.format(table=table), [now, token, *params])
+        rewritten, rows, unresolved = _rows(known, doubts, now, token)
+        if rows:
+            table, params = _rows_table(_COLUMNS, rows)
+            con.execute(f"INSERT INTO ledger ({_NAMES}) SELECT * FROM {table}{_UPSERT_TAIL}", params)
+        # A send inserted here is claimed by `token`, or the insert failed; a row the ledger held
+        # may have been left to another runner, so those are read back.
+        mine = {d.key for d in decisions if d.decision == "send" and d.key not in held}
+        settled = set()
+        asked = {d.key for d in decisions if d.decision == "send" and d.key in held} | {c.key for c in unresolved}
+        if asked:
+            for key, status in con.execute(
+                    f"SELECT key, status FROM ledger WHERE key IN {ID_LIST} AND claimed_by = ? "
+                    "AND status IN ('claimed', 'unknown')", [id_list(sorted(asked)), token]).fetchall():
+                (mine if status == "claimed" else settled).add(key)
         con.execute("COMMIT")
     except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
         _rollback(con)
@@ -199,6 +228,8 @@ def record(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decision], now: d
         _rollback(con)
         raise
     claimed = [d for d in decisions if d.decision == "send" and d.key in mine]
+    rewritten = iter(rewritten)
+    written = [next(rewritten) if d.key in held else d for d in decisions]
     return Recorded(written, claimed, {d.key: doubts[d.key] for d in claimed if d.key in doubts},
                     [c for c in unresolved if c.key in settled])
 
