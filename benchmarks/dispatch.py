@@ -10,10 +10,15 @@ the server each get a core), with the same number of requests in flight:
 3. adapter with LINE's published limit (2,000 requests per second) switched on;
 4. end to end: one `Engine.tick` over a DuckDB store holding N due messages: the due query, the
    gates, rendering each message from its template in the sandbox, the HTTP call through the
-   adapter, and the ledger's claim and completion, all counted.
+   adapter, and the ledger's claim and completion, all counted;
+5. the same tick with `EngineSettings(workers=2)`: the engine's process decides and writes the
+   ledger, two dispatch worker processes render and send (LINE's concurrency cap shared out
+   between them, so no more requests are in flight than in the other loops).  The workers are
+   started with the engine, before the clock starts, as they are for a runner that keeps running.
 
 Target: the adapter and the end-to-end tick each at least 60% of the bare loop, and at least
-2,000 sends per second on 2 cores.
+2,000 sends per second on 2 cores.  The end-to-end verdict is given for both ticks; the one the
+target is judged by is the tick with 2 workers (the configuration meant for 2 cores).
 
 Other processes share the machine, so the loops of one round run back to back and each ratio is
 taken against the bare loop of the same round; the table gives every round, the medians, and the
@@ -129,7 +134,7 @@ def due_store(path: Path, count: int) -> None:
     con.close()
 
 
-async def engine_tick(url: str, count: int, in_flight: int, *, tag: str) -> float:
+async def engine_tick(url: str, count: int, in_flight: int, *, tag: str, workers: int = 1) -> float:
     import tempfile
     from datetime import datetime, timezone
 
@@ -142,7 +147,7 @@ async def engine_tick(url: str, count: int, in_flight: int, *, tag: str) -> floa
         due_store(path, count)
         config = ChannelsConfig(providers={"line": {"base_url": url, "limits": {"concurrency": in_flight,
                                                                                "per_second": 0}}})
-        settings = EngineSettings(concurrency=in_flight, auto_pause=None)
+        settings = EngineSettings(concurrency=in_flight, auto_pause=None, workers=workers)
         async with Engine(compile_text(FLOW), str(path), channels=config, render_settings=RenderSettings.demo(),
                           environ={"LINKSTAR_LINE_CHANNEL_TOKEN": TOKEN}, settings=settings) as engine:
             started = time.perf_counter()
@@ -159,7 +164,8 @@ async def measure(url: str, sends: int, in_flight: int, repeat: int) -> list[dic
         runs = {BARE: lambda: bare(url, sends, in_flight, tag=f"c{round_}"),
                 ADAPTER: lambda: adapter(url, sends, in_flight, rate_limited=False, tag=f"a{round_}"),
                 LIMITED: lambda: adapter(url, sends, in_flight, rate_limited=True, tag=f"b{round_}"),
-                TICK: lambda: engine_tick(url, sends, in_flight, tag=f"e{round_}")}
+                TICK: lambda: engine_tick(url, sends, in_flight, tag=f"e{round_}"),
+                POOL: lambda: engine_tick(url, sends, in_flight, tag=f"w{round_}", workers=2)}
         figures = {}
         for name, run in runs.items():
             await reset(url)
@@ -169,8 +175,10 @@ async def measure(url: str, sends: int, in_flight: int, repeat: int) -> list[dic
     return rounds
 
 
-BARE, ADAPTER, LIMITED, TICK = ("bare aiohttp POST loop", "LINE adapter (rate limit off)",
-                                "LINE adapter (2,000/s limit on)", "end to end: Engine.tick")
+BARE, ADAPTER, LIMITED, TICK, POOL = ("bare aiohttp POST loop", "LINE adapter (rate limit off)",
+                                      "LINE adapter (2,000/s limit on)", "end to end: Engine.tick",
+                                      "end to end: Engine.tick, 2 workers")
+LOOPS = (BARE, ADAPTER, LIMITED, TICK, POOL)
 
 
 def load() -> str:
@@ -189,22 +197,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dispatch: {args.sends} sends, {args.in_flight} in flight, {args.repeat} rounds after a warm-up, "
           f"local LINE server in its own process, {os.cpu_count()} cores; load average {before} before, "
           f"{load()} after")
-    print("each round runs the four loops back to back; ratios are against that round's bare loop")
+    print(f"each round runs the {len(LOOPS)} loops back to back; ratios are against that round's bare loop")
     print(f"{'loop':<34} " + " ".join(f"{'round ' + str(i + 1):>17}" for i in range(len(rounds)))
           + f" {'median ratio':>13}")
-    for name in (BARE, ADAPTER, LIMITED, TICK):
+    for name in LOOPS:
         cells = [f"{r[name]:>7,.0f} ({r[name] / r[BARE]:>4.0%})" for r in rounds]
         median = statistics.median(r[name] / r[BARE] for r in rounds)
         print(f"{name:<34} " + " ".join(f"{c:>17}" for c in cells) + f" {median:>13.0%}")
     print(f"\nmedians of the rounds\n{'loop':<34} {'sends/s':>9} {'vs bare':>8}")
-    for name in (BARE, ADAPTER, LIMITED, TICK):
+    for name in LOOPS:
         rate = statistics.median(r[name] for r in rounds)
         print(f"{name:<34} {rate:>9,.0f} {statistics.median(r[name] / r[BARE] for r in rounds):>8.0%}")
-    for name in (ADAPTER, TICK):
+    for name in (ADAPTER, TICK, POOL):
         ratio = statistics.median(r[name] / r[BARE] for r in rounds)
         rate = statistics.median(r[name] for r in rounds)
         verdict = "met" if ratio >= 0.6 and rate >= 2000 else "NOT met"
-        print(f"target for {name} (>= 60% of bare and >= 2,000 sends/s, medians): {verdict}")
+        judged = " <- the end-to-end target's verdict" if name == POOL else ""
+        print(f"target for {name} (>= 60% of bare and >= 2,000 sends/s, medians): {verdict}{judged}")
     print("(with the limit on, a run starts with one full window of 2,000, so its average over a short run\n"
           " can exceed 2,000/s; no one-second window at the server holds more than 2,000)")
     return 0

@@ -10,12 +10,16 @@ Only providers named in the configuration are started, and each must find its se
 environment, or in the secrets file the configuration names) when the engine starts.  A
 provider entry may name the provider it configures (`provider = "line"`) so that two accounts of
 one provider can run side by side; `account` keys the per-account rate limit.
+
+An engine given `share=(i, n)` is one of `n` engines in separate processes sending for one
+runner: each of its rate limits and concurrency caps is its part of the configured one (the
+parts add up to the whole), so together they never exceed what the configuration allows.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +62,10 @@ class ChannelsConfig:
 
 class ChannelEngine:
     def __init__(self, config: ChannelsConfig, *, environ: Mapping[str, str] | None = None,
-                 session: aiohttp.ClientSession | None = None, plugins: bool = True) -> None:
+                 session: aiohttp.ClientSession | None = None, plugins: bool = True,
+                 share: tuple[int, int] = (0, 1)) -> None:
         self.config = config
+        self.share = share
         self._secrets = Secrets(environ, config.secrets_file)
         self._session = session
         self._owns_session = session is None
@@ -104,15 +110,34 @@ class ChannelEngine:
             account = ("account", description.name, str(options.get("account", entry)))
             limiters.append(self._shared_limiter(account, settings.per_second, settings.burst))
         return ReliableAdapter(adapter, provider=entry, settings=settings,
-                               limits=Limits(limiters, settings.concurrency),
+                               limits=Limits(limiters, part(settings.concurrency, self.share)),
                                breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown),
                                repeat_safe=description.repeat_safe)
 
     def _shared_limiter(self, key: tuple, rate: float, burst: int | None) -> RateLimiter:
         """One limiter per channel and per (provider, account), shared by every entry using it."""
         if key not in self._limiters:
-            self._limiters[key] = RateLimiter.per_second(rate, burst)
+            whole = RateLimiter.per_second(rate, burst)
+            self._limiters[key] = whole if self.share[1] == 1 else \
+                RateLimiter(part(whole.limit, self.share), whole.period)
         return self._limiters[key]
+
+    def indivisible(self, count: int) -> str | None:
+        """The first rate limit or concurrency cap too small to give each of `count` shares one request."""
+        for key, limiter in self._limiters.items():
+            if limiter.limit < count:
+                whose = f"channel {key[1]}" if key[0] == "channel" else f"{key[1]} account {key[2]}"
+                return f"the rate limit of {whose} allows {limiter.limit} request(s) per {limiter.period:g} s"
+        for entry, provider in self.providers.items():
+            if provider.settings.concurrency < count:
+                return f"the concurrency cap of {entry} is {provider.settings.concurrency}"
+        return None
+
+    def limit_window(self, channels: Iterable[str]) -> float:
+        """The longest period of the rate limits on `channels`: how long a request counts against them
+        after its answer came back."""
+        return max((limiter.period for channel in channels if channel in self.adapters
+                    for limiter in self.adapters[channel].limits.limiters), default=0.0)
 
     async def close(self) -> None:
         for provider in self.providers.values():
@@ -146,6 +171,12 @@ class ChannelEngine:
 
     async def send_with_fallback(self, messages: Sequence[OutgoingMessage]) -> FallbackOutcome:
         return await send_with_fallback(self.adapters, messages)
+
+
+def part(whole: int, share: tuple[int, int]) -> int:
+    """Share `index` of `count` of a whole number of requests: the parts add up to the whole."""
+    index, count = share
+    return whole // count + (index < whole % count)
 
 
 def _described(descriptions: Mapping[str, ProviderDescription], name: str, entry: str) -> ProviderDescription:

@@ -114,7 +114,9 @@ def tick_line(report) -> str:
 @click.option("--runner", "runner", default="default", show_default=True,
               help="The runner's name: it keeps its own place in time.")
 @click.option("--at", "at", help="Run the tick as if the clock said this time (with --once).")
-def run_command(flows, db, once, every, dry_run, config, runner, at) -> None:
+@click.option("--workers", "workers", type=int, default=1, show_default=True,
+              help="Processes that render and send (2 or more starts that many dispatch workers).")
+def run_command(flows, db, once, every, dry_run, config, runner, at, workers) -> None:
     """Evaluate the flows over the store and send what is due, through the configured channels."""
     import asyncio
     import signal
@@ -127,6 +129,8 @@ def run_command(flows, db, once, every, dry_run, config, runner, at) -> None:
         raise click.UsageError("give --once or --every, not both")
     if at and every:
         raise click.UsageError("--at sets the clock of a single tick: use it with --once")
+    if workers < 1:
+        raise click.BadParameter(f"must be a whole number of at least 1, got {workers}", param_hint="--workers")
     interval = parse_every(every) if every else None
     when = parse_instant(at) if at else None
     if not Path(db).is_file():
@@ -139,14 +143,18 @@ def run_command(flows, db, once, every, dry_run, config, runner, at) -> None:
                                "(SPEC.md §11), or use --dry-run")
     settings = render_settings(render_table, dry_run)
     engine = Engine(program, db, channels=channels, render_settings=settings, dry_run=dry_run,
-                    settings=EngineSettings(runner=runner))
+                    settings=EngineSettings(runner=runner, workers=workers))
 
     async def main() -> None:
+        from .dispatch_pool import PoolError
+
         try:
             await engine.start()
-        except StoreError as exc:
+        except (StoreError, PoolError) as exc:
             raise click.ClickException(str(exc)) from None
         try:
+            if engine.single_process:
+                click.echo(engine.single_process)
             if engine.recovered:
                 click.echo(f"finished {engine.recovered} sends left claimed by a stopped runner")
             if interval is None:

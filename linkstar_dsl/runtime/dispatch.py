@@ -79,6 +79,36 @@ def _by_id(con, sql: str, ids, key: str = "id") -> dict[str, dict]:
     return {(row.pop(key) if key == "occurrence_id" else row[key]): row for row in rows}
 
 
+class Rendering:
+    """A renderer per folder of flow files, and the variables of each message: the same in the engine's
+    process and in the dispatch workers (`dispatch_pool`)."""
+
+    def __init__(self, program, settings) -> None:
+        self.program = program
+        self.settings = settings
+        self.now: datetime | None = None
+        self._renderers: dict[str, object] = {}
+
+    def renderer(self, plan: FlowPlan):
+        origin = self.program.origin(plan.name)
+        key = str(origin.parent) if origin is not None else ""
+        found = self._renderers.get(key)
+        if found is None:
+            from .render import Renderer
+
+            found = self._renderers[key] = Renderer.for_flow_file(origin, self.settings)
+        return found
+
+    def context(self, job: Job, records: Records, channel: str) -> dict:
+        from .render_context import render_context
+
+        d = job.decision
+        params = next((m.params for m in job.step.messages if m.template == d.template), ())
+        return render_context(records.customers.get(d.customer_id) or {}, records.orders.get(d.order_id),
+                              records.carts.get(d.occurrence), self.settings, d.key, channel, self.now,
+                              params=params, review=records.reviews.get(d.order_id))
+
+
 def address(channel: str, decision: Decision, row: Mapping, customer: Mapping | None) -> str | None:
     if channel == "amazon":
         return decision.order_id

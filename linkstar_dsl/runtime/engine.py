@@ -10,11 +10,18 @@ the ledger and claims the sends in one transaction, renders and sends the claime
 completes them in the ledger.  On start the engine takes over the sends a runner that died left
 claimed, and finishes them (see `ledger.py`).  `dry_run=True` does all of it against a scratch
 copy of the ledger and sends nothing.
+
+With `EngineSettings(workers=N)` (N > 1) the rendering and sending of a large tick is done by N
+dispatch worker processes (`dispatch_pool.py`) while this process keeps the store: the same
+ledger rows, each worker with its share of every rate limit, and a worker that dies treated as
+a runner that died.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -28,7 +35,7 @@ from ..adapters.messages import Outcome, SendResult
 from ..gates import Decision, iso
 from . import ledger
 from .decide import decide_tick
-from .dispatch import Dispatcher, Job, Records
+from .dispatch import Dispatcher, Job, Records, Rendering
 from .due_set import DueSet
 from .pauses import AutoPausePolicy, auto_pause, in_force
 from .program import Program
@@ -67,6 +74,13 @@ class TickReport:
         return sum(c.status == "sent" for c in self.completions)
 
 
+def _whole(name: str):
+    def check(instance, attribute, value) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return check
+
+
 @attrs.frozen
 class EngineSettings:
     #: Names this runner's place in time (`runner_state`); runners with different names keep separate clocks.
@@ -76,8 +90,14 @@ class EngineSettings:
     #: Each tick also looks this far behind the previous one, for events stored late (a webhook
     #: retried, an import run the next morning); the ledger keeps them from being decided twice.
     late_arrivals: timedelta = timedelta(hours=24)
-    concurrency: int = 64
+    #: Sends rendered and sent at once, by the engine's process or by each dispatch worker (the requests
+    #: in flight are bounded by each provider's concurrency cap, which the workers share out).
+    concurrency: int = attrs.field(default=64, validator=_whole("concurrency"))
     auto_pause: AutoPausePolicy | None = AutoPausePolicy()
+    #: Processes that render and send: 1 is the engine's own process; more starts a pool of that
+    #: many dispatch workers (`dispatch_pool`) for the ticks with at least `worker_threshold` sends.
+    workers: int = attrs.field(default=1, validator=_whole("workers"))
+    worker_threshold: int = attrs.field(default=256, validator=_whole("worker_threshold"))
 
 
 class DryRunChannels:
@@ -108,11 +128,16 @@ class Engine:
         self._environ = environ
         self._render_settings = render_settings
         self._owns_channels = False
-        self._renderers: dict[str, object] = {}
+        self._renderings: Rendering | None = None
         self.con: duckdb.DuckDBPyConnection | None = None
         self.channels = None
         self.due_set = DueSet(program.plans, program.schema)
         self.recovered = 0
+        #: The dispatch workers, when `settings.workers` > 1 and the channels are the engine's own.
+        self.pool = None
+        #: Why the engine sends in its own process although `settings.workers` asks for more, if it does.
+        self.single_process: str | None = None
+        self._turn: tuple[str, float] | None = None  # who sent last ("engine" or "pool"), and until when
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -133,11 +158,42 @@ class Engine:
         self._require_fields()
         self.channels = await self._open_channels()
         _LIVE.add(self.token)
-        if not self.dry_run:
-            self.recovered = await self.recover()
+        try:
+            await self._start_pool()
+            if not self.dry_run:
+                self.recovered = await self.recover()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start_pool(self) -> None:
+        """Start the dispatch workers, when they can be used: real channels the engine opened itself, with
+        every rate limit and concurrency cap large enough to give each worker a part of it."""
+        workers = self.settings.workers
+        if workers < 2 or self.dry_run or not self._owns_channels:
+            return
+        too_small = self.channels.indivisible(workers)
+        if too_small is not None:
+            self.single_process = f"sending in one process: {too_small}, too few to share between {workers} workers"
+            return
+        from .dispatch_pool import WorkerPool, WorkerSetup
+
+        def setup(index: int) -> WorkerSetup:
+            # Each worker renders and sends `concurrency` jobs at once; the requests in flight are bounded by
+            # the providers' concurrency caps, which the workers share out.
+            return WorkerSetup(self.program, self._settings(), self._channels_arg, self._environ,
+                               (index, workers), self.settings.concurrency,
+                               logging.getLogger("linkstar").getEffectiveLevel())
+
+        pool = WorkerPool(setup, workers, self.settings.concurrency)
+        await pool.start()
+        self.pool = pool
 
     async def close(self) -> None:
         _LIVE.discard(self.token)
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
         if self._owns_channels and self.channels is not None:
             await self.channels.close()
         self.channels = None
@@ -187,13 +243,7 @@ class Engine:
     # -- rendering --------------------------------------------------------------------------------
 
     def _renderer(self, plan):
-        origin = self.program.origin(plan.name)
-        key = str(origin.parent) if origin is not None else ""
-        if key not in self._renderers:
-            from .render import Renderer
-
-            self._renderers[key] = Renderer.for_flow_file(origin, self._settings())
-        return self._renderers[key]
+        return self._rendering().renderer(plan)
 
     def _settings(self):
         if self._render_settings is None:
@@ -206,13 +256,14 @@ class Engine:
         return self._render_settings
 
     def _context(self, job: Job, records: Records, channel: str) -> dict:
-        from .render_context import render_context
+        rendering = self._rendering()
+        rendering.now = self._now
+        return rendering.context(job, records, channel)
 
-        d = job.decision
-        params = next((m.params for m in job.step.messages if m.template == d.template), ())
-        return render_context(records.customers.get(d.customer_id) or {}, records.orders.get(d.order_id),
-                              records.carts.get(d.occurrence), self._settings(), d.key, channel, self._now,
-                              params=params, review=records.reviews.get(d.order_id))
+    def _rendering(self) -> Rendering:
+        if self._renderings is None:
+            self._renderings = Rendering(self.program, self._settings())
+        return self._renderings
 
     # -- ticks ------------------------------------------------------------------------------------
 
@@ -245,7 +296,8 @@ class Engine:
         return TickReport(since, now, tuple(recorded.decisions), (*recorded.unresolved, *completions),
                           paused_flows=tuple(newly_paused))
 
-    async def _dispatch(self, jobs: list[Job], now: datetime, paused_channels) -> list[ledger.Completion]:
+    async def _dispatch(self, jobs: list[Job], now: datetime, paused_channels, *,
+                        in_process: bool = False) -> list[ledger.Completion]:
         if not jobs:
             return []
         attempts = dict(self.con.execute(
@@ -255,15 +307,64 @@ class Engine:
             jobs = [attrs.evolve(j, attempts=attempts[j.decision.key]) if j.decision.key in attempts else j
                     for j in jobs]
         self._now = now
+        records = Records.fetch(self.con, jobs)
         writer = ledger.CompletionWriter(self.con, now, self.token)
+        lost: list[Job] = []
+        try:
+            if self.pool is not None and not in_process and len(jobs) >= self.settings.worker_threshold:
+                completions, lost, jobs = await self._dispatch_in_pool(jobs, records, now, paused_channels, writer)
+            else:
+                completions = []
+            if jobs:
+                completions += await self._dispatch_here(jobs, records, now, paused_channels, writer)
+        finally:
+            await writer.close()
+        if lost:  # a worker died: its jobs end as a crash's do, by the recovery path
+            completions += await self._finish(self._held_rows([j.decision.key for j in lost]), now)
+        return completions
+
+    async def _dispatch_here(self, jobs: list[Job], records: Records, now: datetime, paused_channels,
+                             writer: ledger.CompletionWriter) -> list[ledger.Completion]:
         mark = None if self.dry_run else (lambda keys: ledger.mark_attempts(self.con, keys))
         dispatcher = Dispatcher(self.channels, self._renderer, self._context, self.settings.concurrency,
                                 on_suppress=self._suppress, on_attempt=mark, on_complete=writer.add)
+        await self._take_turn("engine", jobs)
         try:
-            completions = await dispatcher.run(jobs, Records.fetch(self.con, jobs), now, paused_channels)
+            return await dispatcher.run(jobs, records, now, paused_channels)
         finally:
-            await writer.close()
-        return completions
+            self._end_turn("engine")
+
+    async def _dispatch_in_pool(self, jobs: list[Job], records: Records, now: datetime, paused_channels,
+                                writer: ledger.CompletionWriter):
+        """The completions from the workers, the jobs a dead worker left, and the jobs never handed out."""
+        await self._take_turn("pool", jobs)
+        try:
+            result = await self.pool.run(jobs, records, now, paused_channels, mark=self._mark_chunk,
+                                         on_complete=writer.add, on_suppress=self._suppress)
+        finally:
+            self._end_turn("pool")
+        order = {j.decision.key: i for i, j in enumerate(jobs)}
+        return sorted(result.completions, key=lambda c: order[c.key]), result.lost, result.unsent
+
+    def _mark_chunk(self, chunk: list[Job]) -> set[str]:
+        """Note the attempts of a chunk's jobs for providers without idempotency keys, before it leaves."""
+        risky = sorted(j.decision.key for j in chunk if not all(self._repeat_safe(c) for c in j.step.channels))
+        if risky:
+            ledger.mark_attempts(self.con, risky)
+        return set(risky)
+
+    async def _take_turn(self, side: str, jobs: list[Job]) -> None:
+        """Wait, when the other side (the engine's process or its workers) sent last, until the requests it
+        made no longer count against the rate limits of these jobs' channels: each side's limiters only
+        know their own requests."""
+        if self._turn is not None and self._turn[0] != side and self.pool is not None:
+            window = self.channels.limit_window({c for j in jobs for c in j.step.channels})
+            wait = self._turn[1] + window - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    def _end_turn(self, side: str) -> None:
+        self._turn = (side, time.monotonic())
 
     def _suppress(self, customer_id: str, channel: str, reason: str, provider: str) -> None:
         self.con.execute("INSERT INTO suppressions (customer_id, channel, reason, occurred_at, source) "
@@ -278,12 +379,16 @@ class Engine:
             return 0
         held = ledger.take_over(self.con, [r["key"] for r in rows], {r["key"]: r["claimed_by"] for r in rows},
                                 self.token, now)
+        await self._finish([r for r in rows if r["key"] in held], now)
+        return len(held)
+
+    async def _finish(self, rows: list[dict], now: datetime) -> list[ledger.Completion]:
+        """Send again, or complete as `unknown`, the claims of this runner a stop interrupted (`rows` as
+        `ledger.orphaned` gives them); sent in this process, whatever the number."""
         jobs, unknown = [], []
         plans = {p.name: p for p in self.program.plans}
-        gate_rows = self._gate_rows([r for r in rows if r["key"] in held])
+        gate_rows = self._gate_rows(rows)
         for r in rows:
-            if r["key"] not in held:
-                continue
             plan = plans.get(r["flow"])
             step = plan.steps[r["step"]] if plan is not None and r["step"] < len(plan.steps) else None
             if step is None:
@@ -302,8 +407,17 @@ class Engine:
             doubt = ledger.doubt_of(r["detail"]) or (_interrupted(r) if self._repeat_safe(r["channel"]) else None)
             jobs.append(Job(decision, plan, step, gate_rows.get(r["key"], {}), r["attempts"], doubt))
         ledger.complete(self.con, unknown, now, self.token)
-        await self._dispatch(jobs, now, in_force(self.con, now).channels)
-        return len(held)
+        return [*unknown, *await self._dispatch(jobs, now, in_force(self.con, now).channels, in_process=True)]
+
+    def _held_rows(self, keys: list[str]) -> list[dict]:
+        """This runner's claims among `keys` that are not completed, as `ledger.orphaned` gives rows."""
+        cursor = self.con.execute(
+            "SELECT key, flow, step, occurrence, order_id, customer_id, channel, template, purpose, due_at, "
+            "send_at, coalesce(attempts, 0) AS attempts, claimed_by, claimed_at, detail FROM ledger "
+            f"WHERE key IN {ID_LIST} AND status = 'claimed' AND claimed_by = ? ORDER BY claimed_at, key",
+            [id_list(keys), self.token])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def _repeat_safe(self, channel: str | None) -> bool:
         adapter = getattr(self.channels, "adapters", {}).get(channel)

@@ -256,8 +256,17 @@ _CURRENCY_SUFFIX = "_currency"
 _AS_STORED = (str, int, float, Decimal, date, timedelta, type(None))
 
 
+#: The exact types of most values, looked up before the `isinstance` checks (a mapping's goes through `abc`).
+_PLAIN_TYPES = frozenset((str, int, float, bool, Decimal, date, datetime, timedelta, type(None)))
+
+
 def template_value(label: str, value):
     """A context value as templates see it: mappings become `Record`s, recursively by name."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is dict:
+        return Record(label, value)
     if isinstance(value, _AS_STORED) or isinstance(value, Record):
         return value
     if isinstance(value, Mapping):
