@@ -14,6 +14,7 @@ drift apart; a tick then reads all its values from one SQL variable (`by_variabl
 from __future__ import annotations
 
 import calendar
+import itertools
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -41,6 +42,27 @@ class Named:
 NOW, SINCE, FLOW, STEP = Named("now"), Named("since"), Named("flow"), Named("step")
 
 
+@attrs.frozen
+class Rows:
+    """A constant table as one parameter, read by `SELECT unnest(…, recursive := true)`: it travels
+    as a list of structs (`by_variable`), which a statement casts once where a `VALUES` list would
+    read and cast each of its cells."""
+
+    #: (name, SQL type) of each column.
+    columns: tuple[tuple[str, str], ...]
+    rows: tuple[tuple, ...]
+
+    @property
+    def sql_type(self) -> str:
+        return "STRUCT(" + ", ".join(f"{name} {kind}" for name, kind in self.columns) + ")[]"
+
+    def document(self, named: dict) -> str:
+        """The rows as JSON, each `Named` cell given its value in this tick (`document`)."""
+        names = [name for name, _ in self.columns]
+        return json.dumps([{name: _plain(_value(cell, named)) for name, cell in zip(names, row)} for row in self.rows],
+                          ensure_ascii=False)
+
+
 def shifted(edge: str, offset: int) -> Named:
     """`now` or `since` moved back by a step's offset (seconds): a bound of the trigger's time."""
     return Named(f"{edge}@{offset}") if offset else Named(edge)
@@ -53,7 +75,8 @@ def window_day(edge: str, offset: int) -> Named:
 
 
 def birth_dates(offset: int) -> Named:
-    """Every birth date (from 1900) whose anniversary falls between the two `window_day`s."""
+    """Every birth date (from 1900) whose anniversary may have its local midnight in the window
+    moved back by the offset (`anniversary_days`)."""
     return Named(f"birth-dates@{offset}", "DATE[]")
 
 
@@ -78,8 +101,18 @@ def clock_value(name: str, now: datetime, since: datetime):
     if head == "last-day":
         return last
     if head == "birth-dates":
-        return birth_dates_between(first, last)
+        return birth_dates_between(*anniversary_days(since - back, now - back))
     raise KeyError(name)
+
+
+def anniversary_days(low: datetime, high: datetime) -> tuple[date, date]:
+    """The first and last day whose local midnight may fall in (low, high] somewhere.
+
+    A UTC offset is less than a day, so such a day's UTC midnight lies strictly between a day
+    before `low` and a day after `high`: two days for an hour's window, where the `window_day`s
+    span three or four.  Fewer days, fewer customers to place in their time zones.
+    """
+    return _utc_day(low), _utc_day(high - timedelta(microseconds=1)) + timedelta(days=1)
 
 
 def _utc_day(moment: datetime) -> date:
@@ -199,7 +232,7 @@ def _read(slot: int, kind: str) -> str:
 
 
 def _sql_type(value) -> str:
-    if isinstance(value, Named):
+    if isinstance(value, (Named, Rows)):
         return value.sql_type
     if isinstance(value, datetime):
         return "TIMESTAMPTZ"
@@ -217,26 +250,28 @@ def _sql_type(value) -> str:
 def document(slots: tuple, **named) -> str:
     """The JSON document for `VARIABLE`: each slot's value, `Named` ones taken from `named` or
     derived from its `now` and `since` (`clock_value`); a list's slot holds null."""
-    values = []
-    for slot in slots:
-        value = None if _is_list(slot) else _value(slot, named)
-        if isinstance(value, (datetime, date)):
-            value = value.isoformat()
-        elif isinstance(value, Decimal):
-            value = str(value)
-        values.append(value)
-    return json.dumps(values, ensure_ascii=False)
+    return json.dumps([None if _is_list(slot) else _plain(_value(slot, named)) for slot in slots], ensure_ascii=False)
+
+
+def _plain(value):
+    """A value as JSON holds it (instants and days as ISO text, decimals as text)."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
 
 
 def list_documents(slots: tuple, **named) -> list[tuple[str, str]]:
     """(variable, JSON array) for each list slot: a list travels alone, so that the many short
     reads of `VARIABLE` a statement folds do not parse it each time."""
-    return [(f"{VARIABLE}_{i}", json.dumps([v.isoformat() for v in _value(slot, named)]))
+    return [(f"{VARIABLE}_{i}", slot.document(named) if isinstance(slot, Rows)
+             else json.dumps([v.isoformat() for v in _value(slot, named)]))
             for i, slot in enumerate(slots) if _is_list(slot)]
 
 
 def _is_list(slot) -> bool:
-    return isinstance(slot, Named) and slot.sql_type.endswith("[]")
+    return isinstance(slot, Rows) or isinstance(slot, Named) and slot.sql_type.endswith("[]")
 
 
 def _value(slot, named: dict):
@@ -254,11 +289,21 @@ class TickQuery:
 
     The last statement returns the rows; each carries `s`, the index of its step in `steps`, and
     they come ordered by step, then due time and key.  Each statement's `params` hold the values
-    of its `?` in order (`NOW` and `SINCE` included).
+    of its `?` in order (`NOW` and `SINCE` included).  The others fill a temporary table, or count
+    (`defers_due`), and return how many rows they found.
+
+    A statement runs only if the one `needs` names found rows; skipped, its table is left as it
+    was, and no statement of the tick reads it.  So a tick with no deferral due does not look them
+    up, and one with nothing due stops after `due`, with no rows.  The `due` statement reads only
+    the pending tables that found rows: `due` holds it for each set of them (the one in
+    `statements` reads them all).
     """
 
-    statements: tuple[Q, ...]
+    #: (name, statement) in the order they run.
+    statements: tuple[tuple[str, Q], ...]
     steps: tuple[tuple[FlowPlan, StepPlan], ...]
+    due: dict[frozenset[str], Q]
+    needs: dict[str, str]
 
 
 #: Where each kind of trigger occurrence comes from (besides `last_order` and `birthday`).
@@ -293,30 +338,41 @@ def build_tick(plans, schema: Schema) -> TickQuery:
     pending = q(f"(SELECT occurrence FROM {TEMP}defers WHERE send_at <= {{}})", NOW)
 
     # Each step's number in the `s` column, with what a due row takes from its step.
-    step_values = Q("tick_steps AS (SELECT * FROM (VALUES ") + _join(
-        q(f"({i}, {{}}, {{}}, {{}}, {{}}, {{}})", plan.name, step.index, plan.event, step.offset, _kind(plan))
-        for i, (plan, step) in enumerate(steps)) + ") AS st(s, flow, step, event, off, kind))"
+    step_values = q("tick_steps AS (SELECT unnest({}, recursive := true))", Rows(
+        (("s", "INTEGER"), ("flow", "VARCHAR"), ("step", "BIGINT"), ("event", "VARCHAR"), ("off", "BIGINT"),
+         ("kind", "VARCHAR")),
+        tuple((i, plan.name, step.index, plan.event, step.offset, _kind(plan)) for i, (plan, step) in enumerate(steps))))
+    pending_tables = sorted({_pending_table(kind) for kind in kinds})
     statements = [
         _table("fresh", _union(_fresh(steps))),
         # The ledger's `decision` index finds the deferrals when the statement filters on it alone.
-        _table("defers", Q("SELECT flow, step, occurrence, customer_id, send_at FROM ledger WHERE decision = 'defer'"))]
+        _table("defers", Q("SELECT flow, step, occurrence, customer_id, send_at FROM ledger WHERE decision = 'defer'")),
+        # How many of them are due: with none, the statements reading them are skipped (`TickQuery`).
+        ("defers_due", q(f"SELECT count(*) FROM {TEMP}defers WHERE send_at <= {{}}", NOW))]
     if _ORDER_SOURCE in kinds:
         statements.append(_table("pending_oe", Q("SELECT id, order_id, event, occurred_at FROM order_events "
                                                  "WHERE id IN ") + pending))
     if _CUSTOMER_SOURCE in kinds:
         statements.append(_table("pending_ce", Q("SELECT id, customer_id, order_id, cart_id, event, occurred_at "
                                                  "FROM customer_events WHERE id IN ") + pending))
-    if kinds - {_ORDER_SOURCE, _CUSTOMER_SOURCE}:
+    if "pending_c" in pending_tables:
         statements.append(_table("pending_c", q(
             "SELECT id, timezone, birthday, last_order_at FROM customers WHERE id IN "
             f"(SELECT customer_id FROM {TEMP}defers WHERE send_at <= {{}})", NOW)))
-    statements.append(_table("due", Q("WITH ") + step_values + Q(
-        ",\nk AS (SELECT f.s, concat(st.flow, ':', st.step, ':', f.occurrence) AS key, f.occurrence, f.order_id, "
-        "f.customer_id, f.cart_id, f.occurred_at, f.occurred_at + to_seconds(st.off) AS due_at "
-        f"FROM {TEMP}fresh f JOIN tick_steps st ON st.s = f.s),\n"
-        "decided AS MATERIALIZED (SELECT key FROM ledger WHERE key IN (SELECT key FROM k))\n"
-        "SELECT * FROM k WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.key = k.key)\n"
-        "  UNION ALL\n") + _union(_deferred(kind) for kind in sorted(kinds))))
+
+    def due(held) -> tuple[str, Q]:
+        """The due occurrences: those found fresh and not yet decided, and those deferred from the
+        kinds whose pending table holds rows (`held`)."""
+        deferred = [_deferred(kind) for kind in sorted(kinds) if _pending_table(kind) in held]
+        return _table("due", Q("WITH ") + step_values + Q(
+            ",\nk AS (SELECT f.s, concat(st.flow, ':', st.step, ':', f.occurrence) AS key, f.occurrence, "
+            "f.order_id, f.customer_id, f.cart_id, f.occurred_at, f.occurred_at + to_seconds(st.off) AS due_at "
+            f"FROM {TEMP}fresh f JOIN tick_steps st ON st.s = f.s),\n"
+            "decided AS MATERIALIZED (SELECT key FROM ledger WHERE key IN (SELECT key FROM k))\n"
+            "SELECT * FROM k WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.key = k.key)")
+            + (Q("\n  UNION ALL\n") + _union(deferred) if deferred else Q("")))
+
+    statements.append(due(pending_tables))
     latest = kinds != {_ORDER_SOURCE}
     if latest:
         # A customer's occurrence that names no order reads the customer's most recent order.
@@ -370,8 +426,11 @@ def build_tick(plans, schema: Schema) -> TickQuery:
         statements.append(_table("cev", Q(
             f"SELECT e.customer_id, {event} FROM customer_events e WHERE e.customer_id IN "
             f"(SELECT customer_id FROM {rows_of(lambda c: 'customer_events' in c.reads)}) GROUP BY e.customer_id")))
-    statements.append(_final(compiled, uses, reads))
-    return TickQuery(tuple(statements), steps)
+    statements.append(("result", _final(compiled, uses, reads)))
+    names = [name for name, _ in statements]
+    needs = {"defers_due": "defers", **dict.fromkeys(pending_tables, "defers_due"),
+             **dict.fromkeys(names[names.index("due") + 1:], "due")}
+    return TickQuery(tuple(statements), steps, {held: due(held)[1] for held in _subsets(pending_tables)}, needs)
 
 
 def _final(compiled: list[_StepSql], uses: set[str], reads: set[str]) -> Q:
@@ -410,8 +469,17 @@ def _final(compiled: list[_StepSql], uses: set[str], reads: set[str]) -> Q:
     return head + source + "\nWHERE NOT d.by_order OR o.id IS NOT NULL\nORDER BY d.s, d.due_at, d.key"
 
 
-def _table(name: str, select: Q) -> Q:
-    return Q(f"CREATE OR REPLACE TEMP TABLE {TEMP}{name} AS\n") + select
+def _table(name: str, select: Q) -> tuple[str, Q]:
+    return name, Q(f"CREATE OR REPLACE TEMP TABLE {TEMP}{name} AS\n") + select
+
+
+def _subsets(items: list[str]) -> list[frozenset[str]]:
+    return [frozenset(chosen) for n in range(len(items) + 1) for chosen in itertools.combinations(items, n)]
+
+
+def _pending_table(kind: str) -> str:
+    """The temporary table that holds the deferred occurrences of one kind now due."""
+    return {_ORDER_SOURCE: "pending_oe", _CUSTOMER_SOURCE: "pending_ce"}.get(kind, "pending_c")
 
 
 def _columns(alias: str, always: tuple[str, ...], fields: set[tuple[str, str]]) -> str:
@@ -483,11 +551,12 @@ def _fresh_events(kind: str, numbered) -> Q:
                   if kind == _ORDER_SOURCE else ("customer_events", "x.customer_id, x.cart_id"))
     offsets = [step.offset for _, (_, step) in numbered]
     events = list(dict.fromkeys(plan.event for _, (plan, _) in numbered))
-    windows = _join(q(f"({i}, {{}}, {{}}, {{}})", plan.event, shifted("since", step.offset), shifted("now", step.offset))
-                    for i, (plan, step) in numbered)
-    return (Q(f"SELECT w.s, x.id AS occurrence, x.order_id, {who}, x.occurred_at FROM {table} x JOIN (VALUES ")
-            + windows + ") AS w(s, event, low, high) ON w.event = x.event AND x.occurred_at > w.low "
-            "AND x.occurred_at <= w.high WHERE x.event IN (" + _join(q("{}", e) for e in events)
+    windows = Rows((("s", "INTEGER"), ("event", "VARCHAR"), ("low", "TIMESTAMPTZ"), ("high", "TIMESTAMPTZ")),
+                   tuple((i, plan.event, shifted("since", step.offset), shifted("now", step.offset))
+                         for i, (plan, step) in numbered))
+    return (q(f"SELECT w.s, x.id AS occurrence, x.order_id, {who}, x.occurred_at FROM {table} x JOIN "
+              "(SELECT unnest({}, recursive := true)) w ON w.event = x.event AND x.occurred_at > w.low "
+              "AND x.occurred_at <= w.high WHERE x.event IN (", windows) + _join(q("{}", e) for e in events)
             + q(") AND x.occurred_at > {} AND x.occurred_at <= {}", shifted("since", max(offsets)),
                 shifted("now", min(offsets))))
 
