@@ -36,6 +36,7 @@ from ..gates import Decision, iso
 from . import ledger
 from .decide import decide_tick
 from .dispatch import Dispatcher, Job, Records, Rendering
+from .gc_budget import fewer_collections
 from .due_set import DueSet
 from .pauses import AutoPausePolicy, auto_pause, in_force
 from .program import Program
@@ -271,7 +272,10 @@ class Engine:
         """Decide and send everything due by `now` (default: the clock)."""
         if self.con is None:
             raise RuntimeError("the engine is not started: use `async with Engine(...)` or `await engine.start()`")
-        now = now or self.clock()
+        with fewer_collections():
+            return await self._tick(now or self.clock())
+
+    async def _tick(self, now: datetime) -> TickReport:
         self._now = now
         clock = ledger.runner_clock(self.con, self.settings.runner)
         if clock is None:
