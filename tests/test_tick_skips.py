@@ -5,20 +5,17 @@ and the customers whose birthday cannot have its local midnight in the window.""
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_tick_windows import plans_of
+from test_tick_windows import store as empty_store
 
-from linkstar_dsl.checker import Env, check_text
 from linkstar_dsl.compiler import due as due_module
 from linkstar_dsl.compiler.due import anniversary_days, clock_value, window_day
-from linkstar_dsl.compiler.plan import plan_flow
 from linkstar_dsl.runtime.due_set import DueSet
-from linkstar_dsl.store import migrate
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
 #: Zones at the ends of the offsets in use, with half and quarter hours, and DST at midnight.
@@ -26,19 +23,8 @@ ZONES = ("Pacific/Kiritimati", "Etc/GMT+12", "Pacific/Chatham", "Asia/Kathmandu"
          "America/Santiago", "Asia/Beirut", "Asia/Tokyo", "Europe/London", "UTC")
 
 
-def plans_of(*texts):
-    plans = []
-    for text in texts:
-        report = check_text(text, "t.flow")
-        env = Env.for_module(report.module)
-        plans += [plan_flow(f, env) for f in report.module.flows]
-    return plans, env.schema
-
-
 def store():
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    migrate(con)
+    con = empty_store()
     con.execute("INSERT INTO customers (id, country, email, timezone, birthday) "
                 "VALUES ('c1', 'US', 'c1@example.com', 'Asia/Tokyo', DATE '1990-02-27')")
     con.execute("INSERT INTO orders (id, customer_id, marketplace, fulfillment, status, country, total, "
@@ -146,9 +132,7 @@ def test_an_hour_s_window_takes_two_days_of_birth_dates():
 
 
 def test_birthdays_at_the_ends_of_the_offsets_are_found_hour_by_hour():
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    migrate(con)
+    con = empty_store()
     for i, zone in enumerate(ZONES):
         for born in (date(1990, 3, 1), date(1990, 3, 2), date(1992, 2, 29), date(1899, 3, 1)):
             con.execute("INSERT INTO customers (id, country, email, timezone, birthday) VALUES (?, 'US', 'x', ?, ?)",
