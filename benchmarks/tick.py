@@ -4,8 +4,10 @@ Store: the demo data set grown at a steady 3,500 orders a day, so that the order
 stay about the same while the history grows: 1M orders cover 286 days, 10M orders 7.8 years.  It
 is generated once, then copied into a new store with its events in time order (the order in which
 a store fed by imports receives them; `linkstar_dsl.store.rewrite`), and kept in a cache folder
-(`$LINKSTAR_BENCH_CACHE`, else `<tmp>/linkstar-bench`) under its number of orders, seed and days.
-DuckDB is held to 2 threads and `$LINKSTAR_BENCH_MEMORY` (8GB unless set) while it builds one.
+(`$LINKSTAR_BENCH_CACHE`, else `<tmp>/linkstar-bench`) under its number of orders, seed and days;
+the generated store stays there (`.generated`) until its copy has succeeded.  DuckDB is held to
+2 threads and `$LINKSTAR_BENCH_MEMORY` (8GB unless set) while it builds one: the 10M store takes
+about ten minutes to generate and, on a busy machine, up to an hour to copy.
 
 Tick: what `linkstar run` does before sending, for every example flow at once: the due set over
 (now - 1 hour, now] (`DueSet.rows`), the recipients' gate inputs (`gate_inputs.fetch`), every
