@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import attrs
+from yarl import URL
 
 from .descriptions import ProviderDescription
 from .errors import Facts, classify, json_path, retry_after_seconds
@@ -74,7 +75,7 @@ class HttpAdapter:
         """A message refused before any call (checked locally), classified by the same table."""
         return classify(self.description, Facts(code=code, message=message))
 
-    async def exchange(self, method: str, url: str, *, body: bytes | None = None,
+    async def exchange(self, method: str, url: str | URL, *, body: bytes | None = None,
                        headers: Mapping[str, str] | None = None) -> tuple[Facts, Any]:
         """One request; the facts for classification and the parsed JSON answer (or None)."""
         try:
@@ -107,8 +108,12 @@ class HttpAdapter:
         return facts, document
 
 
+#: One encoder for every request body (`json.dumps` with options builds a new one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(document: Any) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODE(document).encode("utf-8")
 
 
 def _json_or_none(raw: bytes) -> Any:

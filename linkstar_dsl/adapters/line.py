@@ -6,6 +6,8 @@ answers 409 to a key it already accepted, and that counts as sent.
 
 from __future__ import annotations
 
+from yarl import URL
+
 from .http import HttpAdapter, dumps
 from .idempotency import line_retry_key
 from .messages import LineFlex, OutgoingMessage, SendResult, Text
@@ -15,6 +17,7 @@ class LineAdapter(HttpAdapter):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._method, self._url = self.url("push")
+        self._target = URL(self._url)  # parsed once, not on every request
         self._headers = {"Authorization": f"Bearer {context.secrets['token']}",
                          "Content-Type": "application/json"}
         self._notification_disabled = bool(context.options.get("notification_disabled", False))
@@ -24,7 +27,7 @@ class LineAdapter(HttpAdapter):
         if body is None:
             return self.refused("unsupported_content", f"LINE cannot send {type(message.content).__name__}")
         headers = {**self._headers, "X-Line-Retry-Key": line_retry_key(message.key)}
-        facts, _ = await self.exchange(self._method, self._url, body=dumps(body), headers=headers)
+        facts, _ = await self.exchange(self._method, self._target, body=dumps(body), headers=headers)
         return self.result(facts)
 
     def build_body(self, message: OutgoingMessage) -> dict | None:

@@ -77,10 +77,13 @@ class OutgoingMessage:
     @classmethod
     def for_decision(cls, decision, to: str, content: Content, **fields) -> OutgoingMessage:
         """The message for a `gates.Decision` to send: its key, channel and purpose carried over."""
-        metadata = {"flow": decision.flow, "step": str(decision.step), "customer_id": decision.customer_id,
-                    **({"order_id": decision.order_id} if decision.order_id else {}),
-                    **({"template": decision.template} if decision.template else {}),
-                    **dict(fields.pop("metadata", {}))}
+        metadata = {"flow": decision.flow, "step": str(decision.step), "customer_id": decision.customer_id}
+        if decision.order_id:
+            metadata["order_id"] = decision.order_id
+        if decision.template:
+            metadata["template"] = decision.template
+        if "metadata" in fields:
+            metadata.update(dict(fields.pop("metadata")))
         return cls(decision.key, decision.channel, to, content, purpose=decision.purpose, metadata=metadata,
                    **fields)
 

@@ -88,8 +88,12 @@ class Rendering:
         self.settings = settings
         self.now: datetime | None = None
         self._renderers: dict[str, object] = {}
+        self._by_flow: dict[str, object] = {}  # flow name → its folder's renderer
 
     def renderer(self, plan: FlowPlan):
+        found = self._by_flow.get(plan.name)
+        if found is not None:
+            return found
         origin = self.program.origin(plan.name)
         key = str(origin.parent) if origin is not None else ""
         found = self._renderers.get(key)
@@ -97,6 +101,7 @@ class Rendering:
             from .render import Renderer
 
             found = self._renderers[key] = Renderer.for_flow_file(origin, self.settings)
+        self._by_flow[plan.name] = found
         return found
 
     def context(self, job: Job, records: Records, channel: str) -> dict:
@@ -237,7 +242,7 @@ class Dispatcher:
         for message in messages:
             result = await self.channels.send(message)
             last = result
-            tried.append({"channel": message.channel, **_brief(result)})
+            tried.append(_brief(message.channel, result))
             if result.outcome is Outcome.SUPPRESS and self.on_suppress is not None:
                 self.on_suppress(d.customer_id, message.channel, result.suppress_reason or "unsubscribed",
                                  result.provider)
@@ -288,10 +293,13 @@ def _still_doubtful(completion: Completion, doubt: Mapping) -> Completion:
         "detail": f"{describe_doubt(doubt)}; the retries failed ({completion.reason}); check the provider's log"})
 
 
-def _brief(result: SendResult) -> dict:
-    out = {"outcome": result.outcome.value, "class": result.category, "provider": result.provider}
-    for name in ("code", "status", "provider_message_id", "suppress_reason", "retry_after"):
-        value = getattr(result, name)
+def _brief(channel: str, result: SendResult) -> dict:
+    """What `tried` says of one attempt on `channel`."""
+    out = {"channel": channel, "outcome": result.outcome.value, "class": result.category,
+           "provider": result.provider}
+    for name, value in (("code", result.code), ("status", result.status),
+                        ("provider_message_id", result.provider_message_id),
+                        ("suppress_reason", result.suppress_reason), ("retry_after", result.retry_after)):
         if value not in (None, ""):
             out[name] = value
     if result.message and not result.sent:

@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from json.encoder import encode_basestring
 
 import attrs
 
@@ -31,8 +32,9 @@ DEMO_SECRET = "linkstar-demo-link-secret--public--not-for-production"
 MIN_SECRET_BYTES = 16
 ACTIONS = {"unsubscribe": "u", "preferences": "p"}
 TOKEN_VERSION = 1
-#: The payload's JSON, made by one encoder (`json.dumps` with these options builds one per call).
-_PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: How compact JSON (`separators=(",", ":")`, `ensure_ascii=False`) writes a string: the payload is
+#: written field by field with it, in the order `v`, `a`, `c`, `ch`, `k`, `x`.
+_json_text = encode_basestring
 
 
 class LinkError(ValueError):
@@ -72,6 +74,16 @@ def preferences_url(base_url: str, secret: str | bytes, key: str, customer_id: s
     return _url(base_url, sign(secret, "preferences", key, customer_id, channel, expires), "preferences")
 
 
+def message_links(base_url: str, secret: str | bytes, key: str, customer_id: str, channel: str,
+                  expires: datetime) -> tuple[str, str]:
+    """`unsubscribe_url` and `preferences_url` of one message, the checks and the payload's common
+    part done once."""
+    fields = _payload_fields(key, customer_id, channel, expires)
+    unsubscribe = _token(secret, "unsubscribe", fields)
+    preferences = _token(secret, "preferences", fields)
+    return _url(base_url, unsubscribe, "unsubscribe"), _url(base_url, preferences, "preferences")
+
+
 def _url(base_url: str, token: str, action: str) -> str:
     if not base_url.startswith(("https://", "http://")):
         raise ValueError(f"the link base URL must start with https:// (got {base_url!r})")
@@ -82,14 +94,23 @@ def sign(secret: str | bytes, action: str, key: str, customer_id: str, channel: 
     """A token for `action` (`unsubscribe` or `preferences`)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown link action {action!r}; expected one of {', '.join(ACTIONS)}")
+    return _token(secret, action, _payload_fields(key, customer_id, channel, expires))
+
+
+def _payload_fields(key: str, customer_id: str, channel: str, expires: datetime) -> str:
+    """The payload's JSON after the action (the part both links of a message share)."""
     if expires.tzinfo is None:
         raise ValueError("the expiry of a link must be a time-zone-aware datetime")
     for name, value in (("message key", key), ("customer id", customer_id), ("channel", channel)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"a link needs a non-empty {name}")
-    payload = {"v": TOKEN_VERSION, "a": action, "c": customer_id, "ch": channel, "k": key,
-               "x": int(expires.timestamp())}
-    encoded = _b64encode(_PAYLOAD_JSON(payload).encode())
+    return (f',"c":{_json_text(customer_id)},"ch":{_json_text(channel)},"k":{_json_text(key)},'
+            f'"x":{int(expires.timestamp())!r}}}')
+
+
+def _token(secret: str | bytes, action: str, fields: str) -> str:
+    payload = f'{{"v":{TOKEN_VERSION!r},"a":{_json_text(action)}{fields}'
+    encoded = _b64encode(payload.encode())
     return f"{encoded}.{_b64encode(_mac(secret, encoded))}"
 
 

@@ -41,8 +41,8 @@ from . import render_footers as footers
 from .render_context import RenderSettings
 from .render_sandbox import BoundedSandbox, end_budget, start_budget
 from .render_sms import first_non_gsm, sms_size
-from .render_values import (Record, Scope, ValueFormatError, babel_locale, format_day, format_moment, format_money,
-                            format_number, json_default, scope, template_value)
+from .render_values import (PLAIN_TYPES, Record, Scope, ValueFormatError, babel_locale, format_day, format_moment,
+                            format_money, format_number, json_default, scope, template_value)
 
 #: The longest output a template may produce, in characters (a runaway loop stops here).
 MAX_OUTPUT = 256 * 1024
@@ -135,9 +135,17 @@ class _RootsLoader(BaseLoader):
         raise TemplateNotFound(template)
 
 
+class _Sandbox(BoundedSandbox):
+    def make_globals(self, d):
+        # A template's globals as a plain dict, not Jinja's ChainMap over the environment's: every
+        # render (and every include) copies them, and a ChainMap is slow to copy.  Jinja's way
+        # would also show a change to the environment's globals made later; these never change.
+        return {**self.globals, **(d or {})}
+
+
 def _environment(roots: list[Path], html: bool) -> BoundedSandbox:
-    env = BoundedSandbox(loader=_RootsLoader(roots), undefined=_Undefined, autoescape=html,
-                         finalize=_finalize, auto_reload=False)
+    env = _Sandbox(loader=_RootsLoader(roots), undefined=_Undefined, autoescape=html,
+                   finalize=_finalize, auto_reload=False)
     env.filters.update({name: _at_render_time(f) for name, f in (("money", format_money), ("date", format_day),
                                                                    ("datetime", format_moment), ("number", format_number))})
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False, "default": json_default}
@@ -164,6 +172,8 @@ class Renderer:
         self._html = _environment(self.store.roots, html=True)
         #: (name, channel, locale, market) → the template file found; the files do not change while it runs.
         self._found: dict[tuple, TemplateFile] = {}
+        #: (environment, template name) → the compiled template, as Jinja's own cache would give it.
+        self._compiled: dict[tuple, object] = {}
 
     @classmethod
     def for_flow_file(cls, path: str | Path | None, settings: RenderSettings) -> Renderer:
@@ -190,10 +200,14 @@ class Renderer:
 
     def find(self, name: str, channel: str, locale: str, market: str | None = None) -> TemplateFile:
         """The template file for `name` on `channel` for a recipient reading `locale`."""
-        _check_request(name, channel, locale)
         request = (name, channel, locale, market if isinstance(market, str) else None)
-        found = self._found.get(request)
+        try:
+            found = self._found.get(request)
+        except TypeError:  # an unhashable name or channel: `_check_request` says what is wrong with it
+            found = None
         if found is None:
+            # Only checked requests are kept, so a request found here was checked the first time.
+            _check_request(name, channel, locale)
             found = self._found[request] = self._lookup(*request)
         return found
 
@@ -225,7 +239,7 @@ class Renderer:
             return self._email(message, owed)
         if channel == "whatsapp":
             return self._whatsapp(message, owed)
-        if channel == "line" and _LINE_HEADER.search(message.source):
+        if channel == "line" and _line_header(message.source):
             return self._line_flex(message, owed)
         body = message.render(self._text)
         if channel == "amazon":
@@ -266,7 +280,10 @@ class Renderer:
         return message, footers.owed(purpose, channel, requires)
 
     def _variables(self, context: Mapping, purpose: str, requires: set[str]) -> dict:
-        variables = {str(k): template_value(str(k), v) for k, v in context.items()}
+        variables = {}
+        for k, v in context.items():
+            k = k if type(k) is str else str(k)
+            variables[k] = v if type(v) in PLAIN_TYPES else template_value(k, v)
         for name in RECORDS:
             if variables.get(name) is None:
                 variables[name] = Record.absent(name)
@@ -304,7 +321,7 @@ class Renderer:
         return WhatsAppTemplate(header["template"], header.get("language") or message.tf.locale, components)
 
     def _line_flex(self, message: _Message, owed: set[str]) -> LineFlex:
-        header = _LINE_HEADER.search(message.source)
+        header = _line_header(message.source)
         alt = _ALT.search(header["fields"] or "")
         if alt is None or not alt["alt"].strip():
             raise message.error('a LINE Flex template needs its alternative text: {#- line: flex alt="…" -#}')
@@ -374,6 +391,11 @@ def _source(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def _line_header(source: str) -> re.Match | None:
+    return _LINE_HEADER.search(source)
+
+
+@functools.lru_cache(maxsize=4096)
 def _template_name(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
@@ -393,10 +415,16 @@ class _Message:
             raise self.error(f"cannot be read: {exc}") from None
 
     def template(self, env, name: str | None = None):
+        key = (env, name or self.name)
+        found = self.renderer._compiled.get(key)
+        if found is not None:
+            return found
         try:
-            return env.get_template(name or self.name)
+            found = env.get_template(key[1])
         except (TemplateError, OSError, UnicodeDecodeError) as exc:
             raise self._translate(exc) from None
+        self.renderer._compiled[key] = found
+        return found
 
     def render(self, env, name: str | None = None) -> str:
         template = self.template(env, name)
@@ -476,13 +504,17 @@ def _check_request(name: str, channel: str, locale: str) -> None:
 
 
 def _market_of(country) -> str | None:
-    if not isinstance(country, str):
-        return None
+    return _market_of_country(country) if isinstance(country, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _market_of_country(country: str) -> str | None:
     if country in MARKET_LOCALES:
         return country
     return next((m for m, members in MARKET_COUNTRIES.items() if country in members and m in MARKET_LOCALES), None)
 
 
+@functools.lru_cache(maxsize=1024)
 def _region(locale: str, language: str) -> str | None:
     """The region of the requested locale when it is written in the template's language (`fr-CA`, `fr`)."""
     parts = re.split(r"[-_]", locale)
@@ -495,11 +527,18 @@ def _zone(context: Mapping, customer) -> ZoneInfo:
     """The recipient's time zone: the context's `timezone`, else the customer's (7.3)."""
     name = context.get("timezone")
     if isinstance(name, str) and name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
-            pass
+        zone = _named_zone(name)
+        if zone is not None:
+            return zone
     return recipient_zone(dict(customer) if isinstance(customer, Mapping) else {})
+
+
+@functools.lru_cache(maxsize=1024)
+def _named_zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+        return None
 
 
 def _checked_json(body: str, message: _Message) -> str:

@@ -9,6 +9,7 @@ advertising notice in the customer's language.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -125,22 +126,24 @@ def render_context(customer: Mapping, order: Mapping | None, cart: Mapping | Non
     shop = settings.shop_url.rstrip("/")
     language = str(customer.get("locale") or settings.default_locale).replace("_", "-").split("-")[0]
     rows = {"customer": customer, "order": order, "cart": cart, "review": review}
+    values = template_params(params, rows)
+    unsubscribe_url, preferences_url = links.message_links(settings.links_base, settings.secret, message_key,
+                                                           customer_id, channel, expires)
+    order_path = f"{shop}/orders/{quote(order_id, safe='')}" if order_id else None
     return {
         "customer": dict(customer),
         "order": dict(order) if order is not None else None,
         "cart": dict(cart) if cart is not None else None,
         "review": dict(review) if review is not None else None,
-        "params": template_params(params, rows),
+        "params": values,
         "sender_name": settings.sender_name,
         "sender_address": settings.sender_address,
         "support_url": settings.support_url,
         "shop_url": settings.shop_url,
-        "unsubscribe_url": links.unsubscribe_url(settings.links_base, settings.secret, message_key, customer_id,
-                                                 channel, expires),
-        "preferences_url": links.preferences_url(settings.links_base, settings.secret, message_key, customer_id,
-                                                 channel, expires),
-        "review_url": f"{shop}/orders/{quote(order_id, safe='')}/review" if order_id else None,
-        "survey_url": f"{shop}/orders/{quote(order_id, safe='')}/survey" if order_id else None,
+        "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
+        "review_url": f"{order_path}/review" if order_path else None,
+        "survey_url": f"{order_path}/survey" if order_path else None,
         "tracking_url": (order or {}).get("tracking_url"),
         "ad_notice": AD_NOTICES.get(language, AD_NOTICES["en"]),
         "timezone": _zone_name(customer),
@@ -152,11 +155,18 @@ def _zone_name(customer: Mapping) -> str:
     """The recipient's time zone (7.3); the customer's own, when it names one, settles it at once."""
     name = customer.get("timezone")
     if isinstance(name, str) and name:
-        try:
-            return ZoneInfo(name).key
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
+        known = _zone_key(name)
+        if known is not None:
+            return known
     return recipient_zone(dict(customer)).key
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_key(name: str) -> str | None:
+    try:
+        return ZoneInfo(name).key
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 def template_params(params, rows: Mapping[str, Mapping | None]) -> dict:

@@ -257,13 +257,13 @@ _AS_STORED = (str, int, float, Decimal, date, timedelta, type(None))
 
 
 #: The exact types of most values, looked up before the `isinstance` checks (a mapping's goes through `abc`).
-_PLAIN_TYPES = frozenset((str, int, float, bool, Decimal, date, datetime, timedelta, type(None)))
+PLAIN_TYPES = frozenset((str, int, float, bool, Decimal, date, datetime, timedelta, type(None)))
 
 
 def template_value(label: str, value):
     """A context value as templates see it: mappings become `Record`s, recursively by name."""
     kind = type(value)
-    if kind in _PLAIN_TYPES:
+    if kind in PLAIN_TYPES:
         return value
     if kind is dict:
         return Record(label, value)
