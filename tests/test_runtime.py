@@ -474,17 +474,20 @@ def test_two_engines_on_one_database_never_send_twice(tmp_path):
     assert con.execute("SELECT count(*) FROM ledger WHERE status = 'sent'").fetchone()[0] == 30
 
 
-def test_a_send_decided_by_two_runners_is_claimed_by_one(tmp_path):
-    path = tmp_path / "s.duckdb"
-    make_store(path, n=5).close()
-    con = duckdb.connect(str(path))
-    from linkstar_dsl.runtime.decide import decide_tick
+def thanks_store(path, n):
+    """A store of `n` buyers with the THANKS send due, a connection to it, its due set and the time."""
     from linkstar_dsl.runtime.due_set import DueSet
 
+    make_store(path, n=n).close()
     program = compile_text(THANKS)
-    now = DUE + timedelta(minutes=5)
+    return duckdb.connect(str(path)), DueSet(program.plans, program.schema), DUE + timedelta(minutes=5)
+
+
+def test_a_send_decided_by_two_runners_is_claimed_by_one(tmp_path):
+    con, due, now = thanks_store(tmp_path / "s.duckdb", 5)
+    from linkstar_dsl.runtime.decide import decide_tick
+
     cursors = [con.cursor(), con.cursor()]
-    due = DueSet(program.plans, program.schema)
     # both runners decide before either writes: the same five sends
     decided = [[d for *_, d in decide_tick(c, due, now - timedelta(hours=1), now)] for c in cursors]
     assert [len(d) for d in decided] == [5, 5]
@@ -495,16 +498,11 @@ def test_a_send_decided_by_two_runners_is_claimed_by_one(tmp_path):
 
 
 def test_claims_racing_in_open_transactions_leave_one_winner(tmp_path):
-    path = tmp_path / "s.duckdb"
-    make_store(path, n=3).close()
-    con = duckdb.connect(str(path))
+    con, due, now = thanks_store(tmp_path / "s.duckdb", 3)
     from linkstar_dsl.runtime.decide import decide_tick
-    from linkstar_dsl.runtime.due_set import DueSet
 
-    program = compile_text(THANKS)
-    now = DUE + timedelta(minutes=5)
     a, b = con.cursor(), con.cursor()
-    decisions = [d for *_, d in decide_tick(a, DueSet(program.plans, program.schema), now - timedelta(hours=1), now)]
+    decisions = [d for *_, d in decide_tick(a, due, now - timedelta(hours=1), now)]
     # runner b is half way through its claim of the first send when runner a claims all three
     b.execute("BEGIN TRANSACTION")
     b.execute("INSERT INTO ledger (key, flow, step, occurrence, customer_id, purpose, decision, reason, due_at, status, "
@@ -518,15 +516,9 @@ def test_claims_racing_in_open_transactions_leave_one_winner(tmp_path):
 
 def test_completions_are_written_a_chunk_at_a_time_while_the_tick_goes_on(tmp_path):
     """Answers reach the ledger a chunk at a time during the tick, so a crash leaves little claimed."""
-    path = tmp_path / "s.duckdb"
-    make_store(path, n=5).close()
-    con = duckdb.connect(str(path))
+    con, due, now = thanks_store(tmp_path / "s.duckdb", 5)
     from linkstar_dsl.runtime.decide import decide_tick
-    from linkstar_dsl.runtime.due_set import DueSet
 
-    program = compile_text(THANKS)
-    now = DUE + timedelta(minutes=5)
-    due = DueSet(program.plans, program.schema)
     decisions = [d for *_, d in decide_tick(con, due, now - timedelta(hours=1), now)]
     claimed = ledger.record_and_claim(con, decisions, now, "runner-a")
 

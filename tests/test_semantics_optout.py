@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import test_simulate
 from test_runtime import DUE, SETTINGS, THANKS, make_store
-from test_simulate import _close, at, customer, event, order, simulate
+from test_simulate import at, customer, event, explain_order, order, simulate
 
 from linkstar_dsl.checker import Env, check_text
 from linkstar_dsl.compiler.plan import plan_flow
@@ -62,16 +62,12 @@ def test_marketing_email_honours_the_preference_page_where_no_consent_is_needed(
 
 
 def test_explain_names_the_opt_out_its_time_and_source(store):
-    from linkstar_dsl.explain import explain, render
+    from linkstar_dsl.explain import render
 
     con, path = store
     us_buyers(con, "c1")
     choose(con, "c1", "email", "marketing", "opt_out", "2026-07-01 10:00:00")
-    _close(path)
-    report = check_text(PROMO, "t.flow")
-    env = Env.for_module(report.module)
-    plans = [plan_flow(f, env) for f in report.module.flows]
-    traces = explain(scratch(path), plans, env.schema, "o1", at("2026-08-04 16:00:00"))
+    traces = explain_order(path, PROMO, "o1", "2026-08-04 16:00:00")
     (trace,) = traces
     assert trace.outcome.startswith("SKIP (opted-out)")
     checks = {c.gate: (c.ok, c.detail) for c in trace.checks}

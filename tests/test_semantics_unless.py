@@ -15,14 +15,12 @@ import test_simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_eval import Reference
-from test_simulate import _close, at, customer, event, order, outcomes, simulate
+from test_simulate import customer, event, explain_order, order, outcomes, simulate
 from test_sql_agrees import BASE, datasets, guards, load, tick_and_reference
 
-from linkstar_dsl.checker import Env, check_text
+from linkstar_dsl.checker import check_text
 from linkstar_dsl.compiler.due import AFTER_TRIGGER, NOW, expr
-from linkstar_dsl.compiler.plan import plan_flow
 from linkstar_dsl.schema import standard_schema
-from linkstar_dsl.simulate import scratch
 from linkstar_dsl.store import migrate
 
 REORDER = ("on delivered + 2d unless ordered via email purpose service market JP "
@@ -53,19 +51,13 @@ def test_another_order_after_delivery_cancels_the_reminder(store):
 
 
 def test_explain_shows_the_other_order_as_the_reason(store):
-    from linkstar_dsl.explain import explain
-
     con, path = store
     customer(con, "c1")
     order(con, "o1", "c1")
     event(con, "d1", "o1", "delivered", "2026-08-03 03:00:00")
     order(con, "o1b", "c1")
     event(con, "n1", "o1b", "ordered", "2026-08-04 00:00:00")
-    _close(path)
-    report = check_text(REORDER, "t.flow")
-    env = Env.for_module(report.module)
-    plans = [plan_flow(f, env) for f in report.module.flows]
-    traces = [t for t in explain(scratch(path), plans, env.schema, "o1", at("2026-08-05 04:00:00"))]
+    traces = explain_order(path, REORDER, "o1", "2026-08-05 04:00:00")
     (trace,) = traces
     assert trace.outcome.startswith("SKIP (unless)")
     assert {c.detail: c.ok for c in trace.checks}["`ordered` is true"] is False

@@ -58,13 +58,18 @@ def event(con, eid, oid, name, when):
     con.execute("INSERT INTO order_events VALUES (?, ?, ?, ?, NULL)", [eid, oid, name, at(when)])
 
 
-def simulate(path, flow_text, start, end, step="1h"):
-    _close(path)
+def plans_of(flow_text):
+    """The plans of a file that must check clean, and their schema."""
     report = check_text(flow_text, "t.flow")
     assert report.errors == 0, [d.message for d in report.diagnostics]
     env = Env.for_module(report.module)
-    plans = [plan_flow(f, env) for f in report.module.flows]
-    sim = Simulation(scratch(path), plans, env.schema)
+    return [plan_flow(f, env) for f in report.module.flows], env.schema
+
+
+def simulate(path, flow_text, start, end, step="1h"):
+    _close(path)
+    plans, schema = plans_of(flow_text)
+    sim = Simulation(scratch(path), plans, schema)
     hours = int(step[:-1])
     return sim, sim.run(at(start), at(end), timedelta(hours=hours))
 
@@ -80,6 +85,15 @@ flow survey
   between 10:00 and 18:00 local
   expire after 1d
 """
+
+
+def explain_order(path, flow_text, order_id, when):
+    """`explain`'s traces of one order at `when`, read from a scratch copy of the store."""
+    from linkstar_dsl.explain import explain
+
+    _close(path)
+    plans, schema = plans_of(flow_text)
+    return explain(scratch(path), plans, schema, order_id, at(when))
 
 
 def outcomes(decisions):
@@ -192,18 +206,14 @@ def test_at_time_local_waits_for_the_local_hour(store):
 
 
 def test_explain_shows_each_gate_with_its_value(store):
-    from linkstar_dsl.explain import explain, render
+    from linkstar_dsl.explain import render
 
     con, path = store
     customer(con, "c1", line=False)
     order(con, "o1", "c1")
     event(con, "e1", "o1", "delivered", "2026-08-03 03:00:00")
     event(con, "r1", "o1", "refunded", "2026-08-04 00:00:00")
-    _close(path)
-    report = check_text(SURVEY, "t.flow")
-    env = Env.for_module(report.module)
-    plans = [plan_flow(f, env) for f in report.module.flows]
-    traces = explain(scratch(path), plans, env.schema, "o1", at("2026-08-05 04:00:00"))
+    traces = explain_order(path, SURVEY, "o1", "2026-08-05 04:00:00")
     (trace,) = traces
     assert trace.outcome.startswith("SKIP (guard)")
     checks = {c.detail: c.ok for c in trace.checks}
